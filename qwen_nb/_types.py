@@ -1,0 +1,176 @@
+"""Plain values that flow through qwen_nb: images, requests, stream events, responses.
+
+Standard library only, so importing this module costs nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+# Qwen3-VL sees the image as 16 px patches merged 2 x 2: one visual token per 32 x 32 unit.
+QWEN3_VL_UNIT = 32
+DEFAULT_MAX_PIXELS = 1280 * QWEN3_VL_UNIT * QWEN3_VL_UNIT
+DEFAULT_MIN_PIXELS = 4 * QWEN3_VL_UNIT * QWEN3_VL_UNIT
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    """One image ready to send: a data URL (or a remote URL) plus what was done to it."""
+
+    url: str
+    source: str
+    original_size: tuple[int, int] | None = None
+    sent_size: tuple[int, int] | None = None
+    format: str = ""
+    nbytes: int = 0
+    digest: str = ""  # sha256 of the encoded bytes (or of the URL): stable cache keys
+    notes: tuple[str, ...] = ()
+
+    @property
+    def visual_tokens(self) -> int | None:
+        """Estimated visual tokens: one per 32 x 32 unit of the size sent."""
+        if self.sent_size is None:
+            return None
+        width, height = self.sent_size
+        return max(1, round(width / QWEN3_VL_UNIT)) * max(1, round(height / QWEN3_VL_UNIT))
+
+    def to_part(self) -> dict[str, Any]:
+        return {"type": "image_url", "image_url": {"url": self.url}}
+
+    def __repr__(self) -> str:  # a data URL is megabytes long: never print it
+        size = "x".join(map(str, self.sent_size)) if self.sent_size else "?"
+        return f"PreparedImage(source={self.source!r}, size={size}, format={self.format!r})"
+
+
+# A prompt is text and images interleaved in the order written.
+PromptPart = Union[str, PreparedImage]
+
+
+@dataclass(frozen=True)
+class Message:
+    """One chat message; `parts` keeps text and images in order."""
+
+    role: str
+    parts: tuple[PromptPart, ...]
+
+    @property
+    def text(self) -> str:
+        return "".join(p for p in self.parts if isinstance(p, str))
+
+    @property
+    def images(self) -> tuple[PreparedImage, ...]:
+        return tuple(p for p in self.parts if isinstance(p, PreparedImage))
+
+
+@dataclass(frozen=True)
+class Options:
+    """Generation options. None means "let the provider decide" and is not sent."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    seed: int | None = None
+    thinking_budget: int | None = None
+    stream: bool = True
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """Everything needed to make one call, except the key (which lives in Settings)."""
+
+    model: str
+    messages: tuple[Message, ...]
+    options: Options = field(default_factory=Options)
+
+    @property
+    def images(self) -> tuple[PreparedImage, ...]:
+        return tuple(img for m in self.messages for img in m.images)
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    total_tokens: int | None = None
+    cost_usd: float | None = None
+
+
+# --- stream events -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ThinkingDelta:
+    text: str
+    type: str = "thinking"
+
+
+@dataclass(frozen=True)
+class AnswerDelta:
+    text: str
+    type: str = "answer"
+
+
+@dataclass(frozen=True)
+class UsageUpdate:
+    usage: Usage
+    type: str = "usage"
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The stream ended; `response` is the final (possibly incomplete) result."""
+
+    response: QwenResponse
+    type: str = "done"
+
+
+StreamEvent = Union[ThinkingDelta, AnswerDelta, UsageUpdate, Finished]
+
+
+# --- the result ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QwenResponse:
+    """The result of one call: the answer, the thinking trace, and how it went."""
+
+    answer: str = ""
+    thinking: str = ""
+    usage: Usage = field(default_factory=Usage)
+    finish_reason: str | None = None
+    model: str | None = None
+    request_id: str | None = None
+    elapsed: float | None = None
+    time_to_first_token: float | None = None
+    complete: bool = True
+    error: str | None = None
+    attempts: int = 1
+    provider: str | None = None
+    images: tuple[PreparedImage, ...] = ()
+    notes: tuple[str, ...] = ()
+    replayed_from: str | None = None  # recording date when served from the cache
+
+    def replace(self, **changes: Any) -> QwenResponse:
+        return dataclasses.replace(self, **changes)
+
+    def __str__(self) -> str:
+        return self.answer
+
+    def __repr__(self) -> str:
+        state = "complete" if self.complete else f"incomplete: {self.error}"
+        return (
+            f"QwenResponse(model={self.model!r}, answer={_clip(self.answer)!r}, "
+            f"thinking={_clip(self.thinking)!r}, finish_reason={self.finish_reason!r}, {state})"
+        )
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> tuple[dict, dict]:
+        from .render import static_bundle
+
+        return static_bundle(self)
+
+
+def _clip(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
