@@ -1,0 +1,73 @@
+"""qwen_nb: talk to Qwen3-VL-32B-Thinking from Jupyter.
+
+`%load_ext qwen_nb` registers `%%qwen`; `qwen_nb.ask()`, `qwen_nb.stream()` and
+`qwen_nb.Panel()` are the Python API. Heavy modules (httpx, PIL, ipywidgets, markdown-it)
+are imported on first use, so loading the extension is fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._config import set_api_key
+from ._errors import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    AuthenticationError,
+    ConfigError,
+    ImageError,
+    InputError,
+    Interrupted,
+    QwenError,
+    StreamError,
+)
+from ._types import AnswerDelta, Finished, QwenResponse, ThinkingDelta, Usage, UsageUpdate
+
+if TYPE_CHECKING:
+    from .api import ask, stream
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APITimeoutError",
+    "AnswerDelta",
+    "AuthenticationError",
+    "ConfigError",
+    "Finished",
+    "ImageError",
+    "InputError",
+    "Interrupted",
+    "QwenError",
+    "QwenResponse",
+    "StreamError",
+    "ThinkingDelta",
+    "Usage",
+    "UsageUpdate",
+    "ask",
+    "load_ipython_extension",
+    "set_api_key",
+    "stream",
+]
+
+_LAZY = {"ask": "api", "stream": "api"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'qwen_nb' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f"qwen_nb.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """`%load_ext qwen_nb`: register the magics (imports stay light)."""
+    from .magics import QwenMagics
+
+    ipython.register_magics(QwenMagics(ipython))

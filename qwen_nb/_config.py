@@ -1,0 +1,237 @@
+"""Providers and settings: where a request goes, with which model, and which key.
+
+Precedence, highest first: an explicit argument (a magic option, a keyword of `ask()`),
+the `QWEN_NB_*` environment variables, `%config QwenMagics.*` values, the provider
+preset. The key is kept in a `Secret` whose repr never shows it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from ._errors import ConfigError
+
+DEFAULT_PROVIDER = "aimlapi"
+
+
+@dataclass(frozen=True)
+class Provider:
+    name: str
+    base_url: str
+    model: str
+    key_env: tuple[str, ...] = ()
+    needs_key: bool = True
+    # How the provider takes a thinking budget: "thinking_budget" (top level),
+    # "reasoning.max_tokens" (OpenRouter), or None (not supported: not sent).
+    thinking_budget_param: str | None = "thinking_budget"
+    fetches_image_urls: bool = True  # False: http(s) images must be inlined as data URLs
+    label: str = ""
+
+
+PROVIDERS: dict[str, Provider] = {
+    p.name: p
+    for p in (
+        Provider("aimlapi", "https://api.aimlapi.com/v1", "alibaba/qwen3-vl-32b-thinking",
+                 ("AIML_API_KEY", "AIMLAPI_API_KEY"), label="AIML API"),
+        Provider("dashscope", "https://dashscope-intl.aliyuncs.com/compatible-mode/v1",
+                 "qwen3-vl-32b-thinking", ("DASHSCOPE_API_KEY",),
+                 label="DashScope (international)"),
+        Provider("dashscope-cn", "https://dashscope.aliyuncs.com/compatible-mode/v1",
+                 "qwen3-vl-32b-thinking", ("DASHSCOPE_API_KEY",), label="DashScope (mainland)"),
+        Provider("openrouter", "https://openrouter.ai/api/v1", "qwen/qwen3-vl-32b-thinking",
+                 ("OPENROUTER_API_KEY",), thinking_budget_param="reasoning.max_tokens",
+                 label="OpenRouter"),
+        Provider("vllm", "http://127.0.0.1:8000/v1", "Qwen/Qwen3-VL-32B-Thinking",
+                 needs_key=False, thinking_budget_param=None, label="vLLM (local)"),
+        Provider("ollama", "http://127.0.0.1:11434/v1", "qwen3-vl:32b", needs_key=False,
+                 thinking_budget_param=None, fetches_image_urls=False, label="Ollama (local)"),
+        Provider("lmstudio", "http://127.0.0.1:1234/v1", "qwen3-vl-32b-thinking",
+                 needs_key=False, thinking_budget_param=None, fetches_image_urls=False,
+                 label="LM Studio (local)"),
+        Provider("llamacpp", "http://127.0.0.1:8080/v1", "qwen3-vl-32b-thinking",
+                 needs_key=False, thinking_budget_param=None, fetches_image_urls=False,
+                 label="llama.cpp server (local)"),
+        Provider("local", "http://127.0.0.1:8000/v1", "Qwen/Qwen3-VL-32B-Thinking",
+                 needs_key=False, thinking_budget_param=None, label="any OpenAI-compatible server"),
+        Provider("offline", "offline://simulator", "qwen3-vl-32b-thinking (offline simulator)",
+                 needs_key=False, thinking_budget_param="thinking_budget",
+                 label="offline simulator (no model, no network)"),
+    )
+}
+
+# Keys entered with set_api_key(): in this process's memory only, never on disk.
+_session_keys: dict[str, str] = {}
+
+
+class Secret:
+    """An API key that cannot leak through repr, str, f-strings or pickling."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> Any:
+        raise TypeError("an API key is not picklable")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings for one call."""
+
+    provider: Provider
+    base_url: str
+    model: str
+    api_key: Secret | None = field(default=None, repr=False)
+    connect_timeout: float = 10.0
+    read_timeout: float = 120.0  # silence allowed between chunks
+    max_attempts: int = 4
+    max_retry_time: float = 60.0
+
+    @property
+    def is_offline(self) -> bool:
+        return self.provider.name == "offline"
+
+    def require_key(self) -> Secret | None:
+        """The key, or a ConfigError that says how to provide one."""
+        if self.api_key is None and self.provider.needs_key:
+            names = " or ".join(self.provider.key_env + ("QWEN_NB_API_KEY",))
+            raise ConfigError(
+                f"No API key for {self.provider.label or self.provider.name}. "
+                f"Set the {names} environment variable before starting Jupyter, or run "
+                "qwen_nb.set_api_key() to type it in without it appearing in the notebook. "
+                "To try qwen_nb without a key, use --provider offline (a simulator, "
+                "not a model)."
+            )
+        return self.api_key
+
+
+def validate_base_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(
+            f"The base URL {_redact_url(url)!r} is not an http(s) URL. Use the form "
+            "https://host/v1 (the part before /chat/completions)."
+        )
+    if parts.username or parts.password:
+        raise ConfigError(
+            "The base URL carries credentials; pass the key with QWEN_NB_API_KEY or "
+            "qwen_nb.set_api_key() instead."
+        )
+    return url.rstrip("/")
+
+
+def _redact_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password or parts.username:
+        return url.replace(parts.netloc, parts.hostname or "***")
+    return url
+
+
+def get_provider(name: str) -> Provider:
+    try:
+        return PROVIDERS[name.strip().lower()]
+    except KeyError:
+        known = ", ".join(PROVIDERS)
+        raise ConfigError(f"Unknown provider {name!r}. Choose one of: {known}.") from None
+
+
+def _pick(*values: Any) -> Any:
+    for value in values:
+        if value is not None and value != "":
+            return value
+    return None
+
+
+def _env_float(name: str, env: Mapping[str, str]) -> float | None:
+    raw = env.get(name)
+    if not raw:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number of seconds.") from None
+
+
+def resolve_settings(
+    *,
+    provider: str | None = None,
+    base_url: str | None = None,
+    model: str | None = None,
+    api_key: str | None = None,
+    timeout: float | None = None,
+    connect_timeout: float | None = None,
+    max_attempts: int | None = None,
+    max_retry_time: float | None = None,
+    config: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Settings from explicit arguments, then QWEN_NB_* variables, then `config`, then
+    the provider preset."""
+    env = os.environ if env is None else env
+    config = config or {}
+    preset = get_provider(_pick(provider, env.get("QWEN_NB_PROVIDER"),
+                                config.get("provider"), DEFAULT_PROVIDER))
+    url = _pick(base_url, env.get("QWEN_NB_BASE_URL"), config.get("base_url"), preset.base_url)
+    if not preset.name == "offline":
+        url = validate_base_url(url)
+    # A key typed into set_api_key() this session is more deliberate than the environment.
+    key = _pick(api_key, _session_keys.get(preset.name), _session_keys.get("*"),
+                env.get("QWEN_NB_API_KEY"), *(env.get(name) for name in preset.key_env))
+    read_timeout = _pick(timeout, _env_float("QWEN_NB_TIMEOUT", env), config.get("timeout"), 120.0)
+    connect = _pick(connect_timeout, _env_float("QWEN_NB_CONNECT_TIMEOUT", env),
+                    config.get("connect_timeout"), 10.0)
+    attempts = _pick(max_attempts, env.get("QWEN_NB_MAX_ATTEMPTS"), config.get("max_attempts"), 4)
+    retry_time = _pick(max_retry_time, _env_float("QWEN_NB_MAX_RETRY_TIME", env),
+                       config.get("max_retry_time"), 60.0)
+    for label, value in (("timeout", read_timeout), ("connect timeout", connect)):
+        if float(value) <= 0:
+            raise ConfigError(f"The {label} must be a positive number of seconds, not {value}.")
+    try:
+        attempts = int(attempts)
+    except ValueError:
+        raise ConfigError(f"max_attempts must be a whole number, not {attempts!r}.") from None
+    if attempts < 1:
+        raise ConfigError(f"max_attempts must be at least 1, not {attempts}.")
+    return Settings(
+        provider=preset,
+        base_url=url,
+        model=_pick(model, env.get("QWEN_NB_MODEL"), config.get("model"), preset.model),
+        api_key=Secret(key) if key else None,
+        connect_timeout=float(connect),
+        read_timeout=float(read_timeout),
+        max_attempts=attempts,
+        max_retry_time=float(retry_time),
+    )
+
+
+def set_api_key(key: str | None = None, *, provider: str | None = None) -> None:
+    """Keep an API key in memory for this session; asks with getpass when none is given,
+    so the key never has to appear in a cell or its output."""
+    if key is None:
+        import getpass
+
+        label = provider or "the default provider"
+        key = getpass.getpass(f"API key for {label} (kept in memory only): ")
+    key = key.strip()
+    if not key:
+        raise ConfigError("No key was entered; nothing changed.")
+    _session_keys[get_provider(provider).name if provider else "*"] = key

@@ -1,0 +1,191 @@
+"""Turning notebook values (arrays, figures, files, URLs) into PIL images or encoded bytes.
+
+numpy, matplotlib, PIL and httpx are imported inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+from ._errors import ImageError
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+# Figures are drawn at this many dots per inch at most (crisp text)...
+_FIGURE_MAX_DPI = 200.0
+# ...and at least this many, so a huge figure is not drawn at a uselessly low resolution.
+_FIGURE_MIN_DPI = 50.0
+
+
+def array_to_image(array: Any, name: str) -> tuple[Image.Image, tuple[str, ...]]:
+    """A numpy array (HxW, HxWx1, HxWx3, HxWx4) -> PIL image, rescaling values if needed."""
+    import numpy as np
+    from PIL import Image
+
+    shape = array.shape
+    if array.ndim == 3 and shape[2] == 1:
+        array = array[:, :, 0]
+    if not (array.ndim == 2 or (array.ndim == 3 and shape[2] in (3, 4))):
+        hint = ""
+        if array.ndim == 3 and shape[0] in (1, 3, 4) and shape[2] not in (1, 3, 4):
+            hint = f" It looks channels-first; pass {name}.transpose(1, 2, 0)."
+        elif array.ndim == 4 and shape[0] == 1:
+            hint = f" It looks like a batch of one; pass {name}[0]."
+        raise ImageError(
+            f"{name} is a numpy array of shape {shape}, which is not an image. Expected "
+            f"H x W (grey), H x W x 3 (RGB) or H x W x 4 (RGBA).{hint}"
+        )
+    if array.size == 0:
+        raise ImageError(
+            f"{name} is an empty numpy array (shape {shape}); there is nothing to send."
+        )
+    kind = array.dtype.kind
+    notes: tuple[str, ...] = ()
+    if kind == "b":
+        pixels = array.astype(np.uint8) * 255
+    elif kind in "ui":
+        low, high = int(array.min()), int(array.max())
+        if low >= 0 and high <= 255:
+            pixels = array.astype(np.uint8, copy=False)
+        else:
+            pixels = _stretch(array, low, high)
+            notes = (f"{array.dtype} array rescaled from [{low}, {high}] to [0, 255]",)
+    elif kind == "f":
+        pixels, notes = _float_to_uint8(array, name)
+    else:
+        raise ImageError(
+            f"{name} is a numpy array of dtype {array.dtype}, which cannot be shown as an image. "
+            "Use bool, integer or float values (uint8 0..255 or float 0..1)."
+        )
+    return Image.fromarray(np.ascontiguousarray(pixels)), notes
+
+
+def figure_png(figure: Any, max_pixels: int) -> bytes:
+    """Render a matplotlib Figure to PNG at a dpi that fills (not exceeds) the pixel budget."""
+    width_in, height_in = figure.get_size_inches()
+    dpi = math.sqrt(max_pixels / max(width_in * height_in, 1e-6))
+    dpi = min(_FIGURE_MAX_DPI, max(_FIGURE_MIN_DPI, dpi))
+    buffer = io.BytesIO()
+    # "tight" matches what the inline backend shows and spends no tokens on margins.
+    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def root_figure(artist: Any) -> Any:
+    """The top-level Figure holding an Axes or SubFigure (a Figure is its own root)."""
+    figure = artist
+    # `.figure` climbs Axes -> (Sub)Figure -> Figure; the root points at itself or None.
+    for _ in range(16):
+        parent = getattr(figure, "figure", None)
+        if parent is None or parent is figure:
+            break
+        figure = parent
+    return figure
+
+
+def current_figure(name: str) -> Any:
+    """pyplot's current figure, without creating an empty one."""
+    import matplotlib.pyplot as plt
+
+    if not plt.get_fignums():
+        raise ImageError(
+            f"{name} means matplotlib's current figure, but there is none open. Notebooks close "
+            "figures when a cell ends: pass the Figure itself (fig = plt.gcf() in the plotting "
+            "cell), or plot in the same cell."
+        )
+    return plt.gcf()
+
+
+def read_file(path: str, name: str) -> bytes:
+    """A file's bytes, with messages that say what is wrong with the path."""
+    full = os.path.abspath(os.path.expanduser(path))
+    if not os.path.exists(full):
+        raise ImageError(
+            f"{name}: no such file: {path} (looked for {full}). Check the path; relative paths "
+            f"are relative to the working directory {os.getcwd()}."
+        )
+    if os.path.isdir(full):
+        raise ImageError(f"{name}: {path} is a directory, not an image file.")
+    try:
+        with open(full, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise ImageError(f"{name}: cannot read {path}: {exc.strerror or exc}.") from None
+
+
+def fetch_url(url: str, name: str, *, timeout: float, max_bytes: int) -> bytes:
+    """GET an image URL with a size cap and an overall deadline."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    chunks: list[bytes] = []
+    total = 0
+    try:
+        with httpx.Client(timeout=timeout, follow_redirects=True) as client:
+            with client.stream("GET", url, headers={"Accept": "image/*"}) as response:
+                if response.status_code >= 400:
+                    raise ImageError(
+                        f"{name}: fetching {url} failed with HTTP {response.status_code} "
+                        f"{response.reason_phrase}; check the URL."
+                    )
+                declared = response.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > max_bytes:
+                    raise ImageError(_too_big(name, url, int(declared), max_bytes))
+                for chunk in response.iter_bytes():
+                    total += len(chunk)
+                    if total > max_bytes:
+                        raise ImageError(_too_big(name, url, total, max_bytes))
+                    if time.monotonic() > deadline:
+                        raise httpx.ReadTimeout("overall deadline passed")
+                    chunks.append(chunk)
+    except httpx.TimeoutException:
+        raise ImageError(
+            f"{name}: fetching {url} took longer than {timeout:g} s; try again, raise "
+            "url_timeout, or download the image and pass the file."
+        ) from None
+    except httpx.HTTPError as exc:
+        raise ImageError(
+            f"{name}: could not fetch {url} ({type(exc).__name__}: {exc}); check the URL and "
+            "your connection, or download the image and pass the file."
+        ) from None
+    return b"".join(chunks)
+
+
+def _too_big(name: str, url: str, size: int, limit: int) -> str:
+    return (
+        f"{name}: {url} is over the {limit / 1e6:g} MB limit for inlined images "
+        f"({size / 1e6:.1f} MB so far); send it as a URL, or raise max_url_bytes."
+    )
+
+
+def _stretch(array: Any, low: float, high: float) -> Any:
+    import numpy as np
+
+    if high <= low:
+        return np.zeros(array.shape, dtype=np.uint8)
+    scaled = (array.astype(np.float32) - np.float32(low)) * np.float32(255.0 / (high - low))
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def _float_to_uint8(array: Any, name: str) -> tuple[Any, tuple[str, ...]]:
+    import numpy as np
+
+    array = array.astype(np.float32, copy=False)
+    finite = np.isfinite(array)
+    notes: list[str] = []
+    if not finite.all():
+        if not finite.any():
+            raise ImageError(f"{name} has no finite values (all NaN or inf); nothing to show.")
+        notes.append(f"{int((~finite).sum())} NaN/inf values shown as the minimum")
+        low = float(array[finite].min())
+        array = np.where(finite, array, np.float32(low))
+    low, high = float(array.min()), float(array.max())
+    if low >= 0.0 and high <= 1.0:
+        return np.clip(np.rint(array * np.float32(255.0)), 0, 255).astype(np.uint8), tuple(notes)
+    notes.append(f"float array rescaled from [{low:.4g}, {high:.4g}] to [0, 255]")
+    return _stretch(array, low, high), tuple(notes)

@@ -1,0 +1,339 @@
+"""The chat-completions wire format: payloads out, chunks in, thinking apart from answer.
+
+No I/O here. `ChatAccumulator` turns parsed chunks into typed events and a snapshot,
+whatever dialect the provider speaks: `reasoning_content` (AIML API, DashScope),
+`reasoning` (vLLM >= 0.11, Ollama, OpenRouter) or `<think>` tags inside `content`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from ._errors import StreamError
+from ._types import (
+    AnswerDelta,
+    ChatRequest,
+    Message,
+    QwenResponse,
+    StreamEvent,
+    ThinkingDelta,
+    Usage,
+    UsageUpdate,
+)
+
+OPEN_TAG = "<think>"
+CLOSE_TAG = "</think>"
+
+
+# --- payload ---------------------------------------------------------------------------
+
+
+def message_payload(message: Message) -> dict[str, Any]:
+    """A message as JSON: plain string content when it is text only, else typed parts."""
+    if not message.images:
+        return {"role": message.role, "content": message.text}
+    content: list[dict[str, Any]] = []
+    for part in message.parts:
+        if isinstance(part, str):
+            if part:
+                content.append({"type": "text", "text": part})
+        else:
+            content.append(part.to_part())
+    return {"role": message.role, "content": content}
+
+
+def build_payload(request: ChatRequest, *, thinking_budget_param: str | None) -> dict[str, Any]:
+    """The JSON body for /chat/completions.
+
+    `thinking_budget_param` says how this provider takes a thinking budget:
+    "thinking_budget" (DashScope style, top level), "reasoning.max_tokens" (OpenRouter),
+    or None (not sent).
+    """
+    opts = request.options
+    payload: dict[str, Any] = {
+        "model": request.model,
+        "messages": [message_payload(m) for m in request.messages],
+    }
+    for name in ("temperature", "top_p", "max_tokens", "seed"):
+        value = getattr(opts, name)
+        if value is not None:
+            payload[name] = value
+    if opts.thinking_budget is not None and thinking_budget_param:
+        if thinking_budget_param == "reasoning.max_tokens":
+            payload["reasoning"] = {"max_tokens": opts.thinking_budget}
+        else:
+            payload[thinking_budget_param] = opts.thinking_budget
+    if opts.stream:
+        payload["stream"] = True
+        payload["stream_options"] = {"include_usage": True}
+    else:
+        payload["stream"] = False
+    return payload
+
+
+# --- think tags ------------------------------------------------------------------------
+
+
+def _partial_tag_suffix(text: str, tag: str) -> int:
+    """Length of the longest end of `text` that could be the start of `tag`."""
+    for size in range(min(len(tag) - 1, len(text)), 0, -1):
+        if tag.startswith(text[-size:]):
+            return size
+    return 0
+
+
+class ThinkTagSplitter:
+    """Splits `content` text carrying `<think>...</think>` into thinking and answer.
+
+    Tags may be split across chunks, so a possible partial tag is held back until the next
+    piece decides it. Some servers send only the closing tag (the opening one was in the
+    prompt template): with `assume_thinking`, text before any tag counts as thinking, and
+    if no `</think>` ever comes it is handed back as the answer at `finish()`.
+    """
+
+    def __init__(self, *, assume_thinking: bool) -> None:
+        self.assume_thinking = assume_thinking
+        self.mode = "start"  # start -> thinking -> answer
+        self.saw_open = False
+        self.saw_close = False
+        self._held = ""
+        self._thinking: list[str] = []
+        self._answer: list[str] = []
+        self._answer_started = False
+
+    @property
+    def thinking(self) -> str:
+        return "".join(self._thinking)
+
+    @property
+    def answer(self) -> str:
+        return "".join(self._answer)
+
+    def feed(self, text: str) -> list[StreamEvent]:
+        text = self._held + text
+        self._held = ""
+        events: list[StreamEvent] = []
+        while text:
+            if self.mode == "start":
+                stripped = text.lstrip()
+                if len(stripped) < len(OPEN_TAG) and OPEN_TAG.startswith(stripped):
+                    self._held = text  # could still become "<think>"
+                    return events
+                if stripped.startswith(OPEN_TAG):
+                    self.saw_open = True
+                    self.mode = "thinking"
+                    text = stripped[len(OPEN_TAG) :].lstrip("\n")
+                else:
+                    self.mode = "thinking" if self.assume_thinking else "answer"
+                continue
+            looking_for_close = not self.saw_close and (
+                self.mode == "thinking" or not self.saw_open
+            )
+            if looking_for_close:
+                index = text.find(CLOSE_TAG)
+                if index >= 0:
+                    before, text = text[:index], text[index + len(CLOSE_TAG) :]
+                    if self.mode == "answer":
+                        # A bare "</think>" after text we took for the answer: it was
+                        # thinking all along. Move it (views get the fix at the end).
+                        self._thinking.extend(self._answer)
+                        self._answer.clear()
+                        self._answer_started = False
+                    if before:
+                        self._thinking.append(before)
+                        events.append(ThinkingDelta(before))
+                    self.saw_close = True
+                    self.mode = "answer"
+                    continue
+                keep = _partial_tag_suffix(text, CLOSE_TAG)
+                if keep:
+                    text, self._held = text[:-keep], text[-keep:]
+            if text:
+                if self.mode == "thinking":
+                    self._thinking.append(text)
+                    events.append(ThinkingDelta(text))
+                else:
+                    events.extend(self._emit_answer(text))
+            break
+        return events
+
+    def _emit_answer(self, text: str) -> list[StreamEvent]:
+        if not self._answer_started:
+            text = text.lstrip("\n")
+            if not text:
+                return []
+            self._answer_started = True
+        self._answer.append(text)
+        return [AnswerDelta(text)]
+
+    def finish(self) -> list[StreamEvent]:
+        """End of content: release held text; undo a thinking guess that never closed."""
+        events: list[StreamEvent] = []
+        held, self._held = self._held, ""
+        if held:
+            if self.mode == "thinking":
+                self._thinking.append(held)
+                events.append(ThinkingDelta(held))
+            else:
+                events.extend(self._emit_answer(held))
+        if self.mode == "thinking" and not self.saw_open and not self.saw_close:
+            self._answer = ["".join(self._thinking).lstrip("\n")]
+            self._thinking = []
+        if self.saw_open or self.saw_close:
+            self._thinking = ["".join(self._thinking).strip("\n")]
+        return events
+
+
+# --- accumulation ----------------------------------------------------------------------
+
+
+def parse_usage(raw: Any) -> Usage | None:
+    if not isinstance(raw, dict):
+        return None
+    details = raw.get("completion_tokens_details") or {}
+    reasoning = details.get("reasoning_tokens") if isinstance(details, dict) else None
+    if reasoning is None:
+        reasoning = raw.get("reasoning_tokens")
+    return Usage(
+        prompt_tokens=raw.get("prompt_tokens"),
+        completion_tokens=raw.get("completion_tokens"),
+        reasoning_tokens=reasoning,
+        total_tokens=raw.get("total_tokens"),
+    )
+
+
+class ChatAccumulator:
+    """Folds chat-completion chunks (or one whole completion) into events and a snapshot."""
+
+    def __init__(self, *, assume_thinking: bool = False, started: float | None = None) -> None:
+        self.started = time.monotonic() if started is None else started
+        self.first_token_at: float | None = None
+        self.request_id: str | None = None
+        self.model: str | None = None
+        self.finish_reason: str | None = None
+        self.usage = Usage()
+        self.cost_usd: float | None = None
+        self._reasoning: list[str] = []
+        self._content = ThinkTagSplitter(assume_thinking=assume_thinking)
+        self._content_seen = False
+        self._finished = False
+
+    @property
+    def thinking(self) -> str:
+        return "".join(self._reasoning) + self._content.thinking
+
+    @property
+    def answer(self) -> str:
+        return self._content.answer
+
+    def handle_chunk(self, chunk: Any) -> list[StreamEvent]:
+        """One parsed `chat.completion.chunk`; raises StreamError for an error event."""
+        if not isinstance(chunk, dict):
+            raise StreamError(f"The provider sent a chunk that is not an object: {chunk!r:.200}")
+        if "error" in chunk and chunk["error"]:
+            raise StreamError(f"The provider reported an error mid-stream: "
+                              f"{error_text(chunk['error'])}")
+        self.request_id = self.request_id or chunk.get("id")
+        self.model = chunk.get("model") or self.model
+        events: list[StreamEvent] = []
+        for choice in chunk.get("choices") or ():
+            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                continue
+            delta = choice.get("delta") or choice.get("message") or {}
+            events.extend(self._handle_delta(delta))
+            if choice.get("finish_reason"):
+                self.finish_reason = choice["finish_reason"]
+        usage = parse_usage(chunk.get("usage"))
+        if usage is not None:
+            self.usage = usage
+            events.append(UsageUpdate(usage))
+        meta = chunk.get("meta")
+        if isinstance(meta, dict) and isinstance(meta.get("usage"), dict):
+            spent = meta["usage"].get("usd_spent")
+            if isinstance(spent, (int, float)):
+                self.cost_usd = float(spent)
+        return events
+
+    def _handle_delta(self, delta: dict) -> list[StreamEvent]:
+        events: list[StreamEvent] = []
+        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+        if isinstance(reasoning, str) and reasoning:
+            self._mark_first_token()
+            self._reasoning.append(reasoning)
+            events.append(ThinkingDelta(reasoning))
+        content = delta.get("content")
+        if isinstance(content, str) and content:
+            self._mark_first_token()
+            if not self._content_seen:
+                self._content_seen = True
+                # Once a reasoning field was used, content is the answer, unless it
+                # opens with <think> itself.
+                if self._reasoning:
+                    self._content.assume_thinking = False
+            events.extend(self._content.feed(content))
+        return events
+
+    def _mark_first_token(self) -> None:
+        if self.first_token_at is None:
+            self.first_token_at = time.monotonic()
+
+    def finish(self) -> list[StreamEvent]:
+        """Call once at the end of the stream (complete or not)."""
+        if self._finished:
+            return []
+        self._finished = True
+        return self._content.finish()
+
+    def snapshot(self, **extra: Any) -> QwenResponse:
+        """The result so far; `extra` sets fields the transport knows (attempts, error...)."""
+        now = time.monotonic()
+        usage = self.usage
+        if self.cost_usd is not None and usage.cost_usd is None:
+            usage = Usage(**{**usage.__dict__, "cost_usd": self.cost_usd})
+        fields: dict[str, Any] = {
+            "answer": self.answer,
+            "thinking": self.thinking,
+            "usage": usage,
+            "finish_reason": self.finish_reason,
+            "model": self.model,
+            "request_id": self.request_id,
+            "elapsed": now - self.started,
+            "time_to_first_token": (
+                None if self.first_token_at is None else self.first_token_at - self.started
+            ),
+        }
+        fields.update(extra)
+        return QwenResponse(**fields)
+
+
+def error_text(error: Any) -> str:
+    """The provider's own words from an error object or body, whatever its shape."""
+    if isinstance(error, dict):
+        if "error" in error and error["error"]:
+            return error_text(error["error"])
+        message = error.get("message") or error.get("detail") or error.get("msg")
+        if isinstance(message, list):
+            message = "; ".join(str(m) for m in message)
+        if message:
+            return str(message)
+        return json.dumps(error)[:300]
+    return str(error)[:300]
+
+
+def parse_error_body(body: bytes) -> tuple[str, str | None]:
+    """(message, request id) from an HTTP error body: OpenAI-style `{"error": {...}}`
+    or AIML's `{"message", "statusCode", "requestId"}`; plain text otherwise."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        text = body.decode("utf-8", "replace").strip()
+        return (text[:300] or "(empty response body)"), None
+    request_id = None
+    if isinstance(data, dict):
+        request_id = data.get("requestId") or data.get("request_id")
+        inner = data.get("error")
+        if isinstance(inner, dict):
+            request_id = request_id or inner.get("request_id")
+    return error_text(data), request_id

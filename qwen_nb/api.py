@@ -1,0 +1,186 @@
+"""The one request path shared by the magic, the panel, `ask()` and `stream()`.
+
+inputs -> `build_request` -> `open_stream` (HTTP, offline simulator or cache) -> events
+-> `run` feeds a view and returns the final `QwenResponse`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
+
+from ._config import Settings, resolve_settings
+from ._errors import InputError, Interrupted, QwenError
+from ._types import (
+    DEFAULT_MAX_PIXELS,
+    ChatRequest,
+    Finished,
+    Message,
+    Options,
+    PreparedImage,
+    PromptPart,
+    QwenResponse,
+    StreamEvent,
+)
+
+
+class EventStream(Protocol):
+    """What `open_stream` returns: iterate for events (last: Finished); close() stops."""
+
+    def __iter__(self) -> Iterator[StreamEvent]: ...
+    def close(self) -> None: ...
+    @property
+    def response(self) -> QwenResponse: ...
+
+
+class View(Protocol):
+    """Anything that shows a reply: live widgets, a terminal printer, the panel."""
+
+    def update(self, event: StreamEvent) -> None: ...
+    def fail(self, error: QwenError) -> None: ...
+
+
+def make_options(*, temperature: float | None = None, top_p: float | None = None,
+                 max_tokens: int | None = None, seed: int | None = None,
+                 thinking_budget: int | None = None, stream: bool = True) -> Options:
+    """Validated generation options; a bad value is refused before anything is sent."""
+    def check(name: str, value: float | None, ok: bool, rule: str) -> None:
+        if value is not None and not ok:
+            raise InputError(f"{name} = {value!r} is not allowed: {rule}.")
+
+    check("temperature", temperature, temperature is not None and
+          math.isfinite(temperature) and 0 <= temperature <= 2, "use a number from 0 to 2")
+    check("top_p", top_p, top_p is not None and 0 < top_p <= 1,
+          "use a number above 0 and at most 1")
+    for name, value in (("max_tokens", max_tokens), ("thinking_budget", thinking_budget)):
+        check(name, value, isinstance(value, int) and value > 0, "use a whole number above 0")
+    check("seed", seed, isinstance(seed, int), "use a whole number")
+    return Options(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed,
+                   thinking_budget=thinking_budget, stream=stream)
+
+
+def build_request(parts: Sequence[PromptPart], *, model: str, system: str | None = None,
+                  history: Sequence[Message] = (), options: Options | None = None
+                  ) -> ChatRequest:
+    """A request from prompt parts (text and images, in order) and earlier turns."""
+    merged: list[PromptPart] = []
+    for part in parts:
+        if isinstance(part, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += part
+        elif not (isinstance(part, str) and not part):
+            merged.append(part)
+    if not any(isinstance(p, str) and p.strip() for p in merged):
+        raise InputError("The prompt is empty: write a question or instruction for the model"
+                         " (images alone are not enough).")
+    # Surrounding whitespace from the cell layout means nothing to the model.
+    if isinstance(merged[0], str):
+        merged[0] = merged[0].lstrip()
+    if isinstance(merged[-1], str):
+        merged[-1] = merged[-1].rstrip()
+    messages: list[Message] = []
+    if system and system.strip():
+        messages.append(Message("system", (system.strip(),)))
+    messages.extend(history)
+    messages.append(Message("user", tuple(p for p in merged if p != "")))
+    return ChatRequest(model=model, messages=tuple(messages), options=options or Options())
+
+
+def open_stream(request: ChatRequest, settings: Settings) -> EventStream:
+    """Where a request goes: the offline simulator, or the provider over HTTP."""
+    if settings.is_offline:
+        from .offline import OfflineStream
+
+        return OfflineStream(request, settings)
+    from .client import ResponseStream
+
+    return ResponseStream(request, settings)
+
+
+def run(request: ChatRequest, settings: Settings, view: View | None = None,
+        stream: EventStream | None = None) -> QwenResponse:
+    """Consume a reply, feeding `view`; on failure the view keeps the partial reply and the
+    error (carrying `.response`) is raised."""
+    stream = stream or open_stream(request, settings)
+    response: QwenResponse | None = None
+    try:
+        for event in stream:
+            if view is not None:
+                view.update(event)
+            if isinstance(event, Finished):
+                response = event.response
+    except KeyboardInterrupt:
+        stream.close()
+        error = Interrupted("Interrupted; the partial reply is kept.",
+                            response=stream.response.replace(complete=False, error="interrupted"))
+        if view is not None:
+            view.fail(error)
+        raise error from None
+    except QwenError as error:
+        if view is not None:
+            view.fail(error)
+        raise
+    finally:
+        stream.close()
+    assert response is not None, "an event stream must end with Finished"
+    return response
+
+
+def prepare_images(values: Sequence[Any], *, max_pixels: int | None, inline_urls: bool,
+                   settings: Settings, labels: Sequence[str] | None = None
+                   ) -> list[PreparedImage]:
+    """Images for `ask()` and the panel, in order; refuses bad ones before sending."""
+    if not values:
+        return []
+    from .images import prepare_images as prepare
+
+    prepared: list[PreparedImage] = []
+    for index, value in enumerate(values):
+        label = labels[index] if labels else f"image {index + 1}"
+        prepared.extend(prepare(value, label=label, max_pixels=max_pixels or DEFAULT_MAX_PIXELS,
+                                inline_urls=inline_urls or not settings.provider.fetches_image_urls))
+    return prepared
+
+
+def _settings_and_request(prompt: str, images: Sequence[Any], kwargs: dict[str, Any]
+                          ) -> tuple[Settings, ChatRequest]:
+    settings = resolve_settings(
+        provider=kwargs.pop("provider", None), base_url=kwargs.pop("base_url", None),
+        model=kwargs.pop("model", None), api_key=kwargs.pop("api_key", None),
+        timeout=kwargs.pop("timeout", None))
+    system = kwargs.pop("system", None)
+    max_pixels = kwargs.pop("max_pixels", None)
+    inline_urls = kwargs.pop("inline_urls", False)
+    history = kwargs.pop("history", ())
+    options = make_options(**kwargs)
+    parts: list[PromptPart] = [*prepare_images(images, max_pixels=max_pixels,
+                                               inline_urls=inline_urls, settings=settings),
+                               prompt]
+    return settings, build_request(parts, model=settings.model, system=system,
+                                   history=history, options=options)
+
+
+def ask(prompt: str, *images: Any, show: bool = False, **options: Any) -> QwenResponse:
+    """Ask the model about `images` (PIL images, arrays, figures, paths, URLs...).
+
+    Options: model, system, provider, base_url, api_key, timeout, temperature, top_p,
+    max_tokens, seed, thinking_budget, max_pixels, inline_urls, stream. With `show=True`
+    the reply streams into the notebook as the magic shows it.
+    """
+    settings, request = _settings_and_request(prompt, images, dict(options))
+    view = None
+    if show:
+        from .display import make_view
+
+        view = make_view()
+    return run(request, settings, view)
+
+
+def stream(prompt: str, *images: Any, **options: Any) -> Iterator[StreamEvent]:
+    """Yield typed events as they arrive: ThinkingDelta, AnswerDelta, UsageUpdate, Finished."""
+    settings, request = _settings_and_request(prompt, images, dict(options))
+    events = open_stream(request, settings)
+    try:
+        yield from events
+    finally:
+        events.close()

@@ -1,0 +1,161 @@
+"""`%%qwen` / `%qwen`: argument parsing and glue only; the request path lives in api.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from traitlets import Bool, Float, Int, Unicode
+
+from ._errors import ImageError, InputError
+from ._types import DEFAULT_MAX_PIXELS, PromptPart
+
+
+@magics_class
+class QwenMagics(Magics):
+    """Talk to Qwen3-VL from cells. Every trait can be set with `%config QwenMagics.x = ...`."""
+
+    provider = Unicode("", help="Provider preset: aimlapi, dashscope, dashscope-cn, "
+                       "openrouter, vllm, ollama, lmstudio, llamacpp, local, offline."
+                       ).tag(config=True)
+    base_url = Unicode("", help="OpenAI-compatible base URL (the part before "
+                       "/chat/completions).").tag(config=True)
+    model = Unicode("", help="Model name; empty means the provider's default.").tag(config=True)
+    system = Unicode("", help="Default system prompt.").tag(config=True)
+    max_pixels = Int(DEFAULT_MAX_PIXELS, help="Pixel budget per image.").tag(config=True)
+    max_tokens = Int(0, help="Default max tokens (0: provider default).").tag(config=True)
+    temperature = Float(-1.0, help="Default temperature (-1: provider default).").tag(config=True)
+    thinking_budget = Int(0, help="Default thinking budget (0: none).").tag(config=True)
+    timeout = Float(0.0, help="Read timeout between chunks, seconds (0: default 120).").tag(
+        config=True)
+    inline_urls = Bool(False, help="Fetch http(s) images and send them inline.").tag(config=True)
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        super().__init__(shell=shell, **kwargs)
+        if shell is not None:
+            shell.configurables.append(self)  # so %config QwenMagics.x = ... finds us
+
+    def config_values(self) -> dict[str, Any]:
+        """The traits that feed settings resolution (empty means unset)."""
+        return {"provider": self.provider or None, "base_url": self.base_url or None,
+                "model": self.model or None, "timeout": self.timeout or None}
+
+    @magic_arguments()
+    @argument("-i", "--image", action="append", default=[], metavar="EXPR",
+              help="An image-like expression from the namespace (repeatable); sent before "
+              "the text.")
+    @argument("-m", "--model", help="Model name.")
+    @argument("-s", "--system", help="System prompt.")
+    @argument("-t", "--temperature", type=float, help="Sampling temperature (0 to 2).")
+    @argument("--top-p", type=float, help="Nucleus sampling (above 0, at most 1).")
+    @argument("--max-tokens", type=int, help="Upper limit on generated tokens.")
+    @argument("--seed", type=int, help="Sampling seed, where the provider supports it.")
+    @argument("--thinking-budget", type=int,
+              help="Limit on thinking tokens (sent as thinking_budget where accepted).")
+    @argument("--provider", help="Provider preset (e.g. aimlapi, dashscope, vllm, offline).")
+    @argument("--base-url", help="OpenAI-compatible base URL.")
+    @argument("--max-pixels", type=int, help="Pixel budget per image.")
+    @argument("--timeout", type=float, help="Read timeout between chunks, in seconds.")
+    @argument("--inline-urls", action="store_true",
+              help="Fetch http(s) image URLs and send them inline.")
+    @argument("--no-stream", action="store_true", help="Wait for the whole reply.")
+    @argument("--no-interpolate", action="store_true",
+              help="Send the cell text as written, without {name} references.")
+    @argument("-o", "--out", metavar="NAME", help="Also store the result in this variable.")
+    @argument("prompt", nargs="*", help="With %%qwen on one line: the prompt.")
+    @line_cell_magic
+    def qwen(self, line: str, cell: str | None = None) -> None:
+        """Ask Qwen3-VL about the cell text and images; shows Answer / Thinking / Details.
+
+        The result is stored in `_qwen` (and in --out NAME). `{name}` in the text inserts
+        an image (at that place) or a value (as text) from the namespace.
+        """
+        args = parse_argstring(self.qwen, line)
+        text = cell if cell is not None else " ".join(args.prompt)
+        if cell is not None and args.prompt:
+            raise InputError(f"Unexpected words after %%qwen: {' '.join(args.prompt)!r}. "
+                             "Options start with - (see %%qwen?); the prompt goes in the cell.")
+        self._ask(args, text)
+
+    def _ask(self, args: Any, text: str) -> None:
+        from . import api
+        from ._config import resolve_settings
+        from .display import make_view
+        from .images import is_image_like
+
+        if not text.strip():
+            raise InputError("The cell is empty: write a prompt below %%qwen.")
+        if args.out is not None and not args.out.isidentifier():
+            raise InputError(f"--out {args.out!r} is not a valid variable name.")
+        settings = resolve_settings(
+            provider=args.provider, base_url=args.base_url, model=args.model,
+            timeout=args.timeout, config=self.config_values())
+        options = api.make_options(
+            temperature=_pick(args.temperature, self.temperature if self.temperature >= 0
+                              else None),
+            top_p=args.top_p,
+            max_tokens=_pick(args.max_tokens, self.max_tokens or None),
+            seed=args.seed,
+            thinking_budget=_pick(args.thinking_budget, self.thinking_budget or None),
+            stream=not args.no_stream)
+        max_pixels = _pick(args.max_pixels, self.max_pixels)
+        if max_pixels <= 0:
+            raise InputError(f"--max-pixels must be positive, not {max_pixels}.")
+        inline = args.inline_urls or self.inline_urls or not settings.provider.fetches_image_urls
+
+        from .images import prepare_images
+
+        def prepare(value: Any, label: str) -> list[PromptPart]:
+            return list(prepare_images(value, label=label, max_pixels=max_pixels,
+                                       inline_urls=inline))
+
+        namespace = self.shell.user_ns
+        parts: list[PromptPart] = []
+        for expression in args.image:
+            parts.extend(prepare(self._evaluate(expression), expression))
+        if args.no_interpolate:
+            parts.append(text)
+        else:
+            from ._interpolate import split_references
+
+            for piece in split_references(text, namespace, is_image_like):
+                parts.extend([piece] if isinstance(piece, str) else prepare(piece[1], piece[0]))
+        request = api.build_request(parts, model=settings.model,
+                                    system=_pick(args.system, self.system or None),
+                                    options=options)
+        view = make_view(self.shell)
+        try:
+            response = api.run(request, settings, view)
+        except Exception as error:
+            partial = getattr(error, "response", None)
+            if partial is not None:
+                self._store(partial, args.out)
+            raise
+        self._store(response, args.out)
+
+    def _evaluate(self, expression: str) -> Any:
+        expression = expression.strip()
+        if expression in ("plt", "pyplot", "matplotlib.pyplot"):
+            import matplotlib.pyplot as plt  # "-i plt" means the current figure
+
+            return plt
+        try:
+            return eval(expression, self.shell.user_global_ns, self.shell.user_ns)  # noqa: S307
+        except NameError as exc:
+            raise ImageError(f"-i {expression}: {exc}. Define it in a cell above, or check "
+                             "the spelling.") from None
+        except Exception as exc:
+            raise ImageError(f"-i {expression} raised {type(exc).__name__}: {exc}") from None
+
+    def _store(self, response: Any, out: str | None) -> None:
+        self.shell.user_ns["_qwen"] = response
+        if out:
+            self.shell.user_ns[out] = response
+
+
+def _pick(*values: Any) -> Any:
+    for value in values:
+        if value is not None:
+            return value
+    return None

@@ -1,0 +1,257 @@
+"""One renderer for every view: Markdown to safe HTML, and the static output bundle.
+
+Model output is untrusted: Markdown is rendered with raw HTML off (tags show as text),
+links are limited to safe schemes, and the thinking trace is escaped text. The static
+bundle is what a saved notebook keeps: tabs made of HTML and CSS alone that fall back to
+stacked sections where styles or inputs are stripped (GitHub, sanitizers), plus
+`text/markdown` and `text/plain`.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import uuid
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
+
+    from ._types import QwenResponse
+
+CSS_CLASS = "qwen-nb"
+
+
+@lru_cache(maxsize=1)
+def _markdown() -> MarkdownIt:
+    from markdown_it import MarkdownIt
+    from mdit_py_plugins.dollarmath import dollarmath_plugin
+
+    md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+    md.enable(["table", "strikethrough"])
+    # Math is kept as TeX between \( \) / \[ \] so the notebook's MathJax typesets it, and
+    # Markdown never turns the underscores of x_1 into emphasis.
+    md.use(dollarmath_plugin, allow_space=True, double_inline=True,
+           renderer=lambda content, opts: html.escape(content))
+    md.add_render_rule("math_inline", lambda self, tokens, idx, options, env:
+                       f'<span class="math">\\({html.escape(tokens[idx].content)}\\)</span>')
+    md.add_render_rule("math_block", lambda self, tokens, idx, options, env:
+                       f'<div class="math">\\[{html.escape(tokens[idx].content)}\\]</div>\n')
+    md.add_render_rule("math_inline_double", lambda self, tokens, idx, options, env:
+                       f'<div class="math">\\[{html.escape(tokens[idx].content)}\\]</div>')
+    md.add_render_rule("math_block_label", lambda self, tokens, idx, options, env:
+                       f'<div class="math">\\[{html.escape(tokens[idx].content)}\\]</div>\n')
+    md.validateLink = _safe_link
+    return md
+
+
+_SAFE_SCHEMES = ("http:", "https:", "mailto:")
+
+
+def _safe_link(url: str) -> bool:
+    scheme = re.match(r"^\s*([a-zA-Z][a-zA-Z0-9+.-]*:)", url)
+    if scheme is None:
+        return True  # relative links and anchors
+    return scheme.group(1).lower() in _SAFE_SCHEMES
+
+
+def markdown_html(text: str) -> str:
+    """Markdown (with math and code) as HTML in which no tag of the input survives."""
+    return _markdown().render(text)
+
+
+def thinking_html(text: str) -> str:
+    return f'<pre class="{CSS_CLASS}-trace">{html.escape(text)}</pre>'
+
+
+def format_seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f} s"
+
+
+def details_rows(response: QwenResponse) -> list[tuple[str, str]]:
+    """The Details tab as (label, value) rows: model, tokens, timing, images, notes."""
+    usage = response.usage
+    tokens = (f"prompt {_n(usage.prompt_tokens)} / completion {_n(usage.completion_tokens)}"
+              f" / reasoning {_n(usage.reasoning_tokens)} / total {_n(usage.total_tokens)}")
+    rows = [
+        ("Model", response.model or "-"),
+        ("Provider", response.provider or "-"),
+        ("Tokens", tokens),
+        ("Finish reason", response.finish_reason or "-"),
+        ("Elapsed", format_seconds(response.elapsed)),
+        ("Time to first token", format_seconds(response.time_to_first_token)),
+    ]
+    if usage.cost_usd is not None:
+        rows.append(("Cost", f"${usage.cost_usd:.6f}"))
+    if response.attempts > 1:
+        rows.append(("Attempts", str(response.attempts)))
+    if response.request_id:
+        rows.append(("Request id", response.request_id))
+    if response.replayed_from:
+        rows.append(("Source", f"replayed from cache, recorded on {response.replayed_from}"))
+    if not response.complete:
+        rows.append(("Status", f"incomplete: {response.error or 'stopped'}"))
+    for index, image in enumerate(response.images, 1):
+        original = "x".join(map(str, image.original_size)) if image.original_size else "?"
+        sent = "x".join(map(str, image.sent_size)) if image.sent_size else "as URL"
+        tokens_est = image.visual_tokens
+        value = (f"{image.source}: {original} -> {sent}, {image.format or '?'}, "
+                 f"{image.nbytes / 1024:.0f} KiB"
+                 + (f", ~{tokens_est} visual tokens" if tokens_est else ""))
+        if image.notes:
+            value += " (" + "; ".join(image.notes) + ")"
+        rows.append((f"Image {index}", value))
+    for note in response.notes:
+        rows.append(("Note", note))
+    return rows
+
+
+def _n(value: int | None) -> str:
+    return "-" if value is None else f"{value:,}"
+
+
+def status_message(response: QwenResponse) -> str | None:
+    """A one-line warning when the reply is not a plain, finished answer."""
+    if not response.complete:
+        return f"Incomplete reply: {response.error or 'stopped'}"
+    if response.finish_reason == "length":
+        thinking = response.usage.reasoning_tokens
+        used = f" (the thinking used {thinking:,} tokens)" if thinking else ""
+        return ("The reply was cut at the token limit" + used +
+                ". Raise the limit with --max-tokens (or lower --thinking-budget).")
+    if response.finish_reason == "content_filter":
+        return "The provider's content filter stopped this reply."
+    if response.complete and not response.answer.strip():
+        return "The model gave no answer text" + (" (only thinking)." if response.thinking
+                                                   else ".")
+    return None
+
+
+_STYLE = f"""<style>
+.{CSS_CLASS}{{display:flex;flex-wrap:wrap;border:1px solid #d0d7de;border-radius:6px;
+font-family:inherit;margin:2px 0}}
+.{CSS_CLASS}>input.{CSS_CLASS}-tab{{position:absolute;opacity:0;width:1px;height:1px}}
+.{CSS_CLASS}>label{{order:0;padding:4px 14px;cursor:pointer;border-bottom:2px solid transparent;
+color:#57606a;font-weight:600}}
+.{CSS_CLASS}>input.{CSS_CLASS}-tab:checked+label{{border-bottom-color:#fd8c73;color:#1f2328}}
+.{CSS_CLASS}>.{CSS_CLASS}-panel{{order:1;width:100%;padding:6px 12px;
+border-top:1px solid #d0d7de;box-sizing:border-box;overflow-x:auto}}
+.{CSS_CLASS}>input.{CSS_CLASS}-tab:not(:checked)+label+.{CSS_CLASS}-panel{{display:none}}
+.{CSS_CLASS}>.{CSS_CLASS}-warning{{order:2;width:100%;padding:4px 12px;background:#fff8c5}}
+.{CSS_CLASS}-trace{{white-space:pre-wrap;font-size:0.9em;color:#57606a;margin:0}}
+.{CSS_CLASS} .{CSS_CLASS}-heading{{display:none}}
+</style>"""
+
+
+def tabs_html(response: QwenResponse) -> str:
+    """The static tabbed view: CSS-only tabs, stacked sections where CSS is stripped."""
+    uid = uuid.uuid4().hex[:10]
+    panels = [
+        ("answer", "Answer", markdown_html(response.answer) or "<p><em>(no answer)</em></p>"),
+        ("thinking", "Thinking",
+         thinking_html(response.thinking) if response.thinking
+         else "<p><em>(no thinking trace)</em></p>"),
+        ("details", "Details", details_table(response)),
+    ]
+    pieces = [_STYLE, f'<div class="{CSS_CLASS}" data-qwen-nb="static">']
+    for index, (key, title, body) in enumerate(panels):
+        checked = " checked" if index == 0 else ""
+        pieces.append(
+            f'<input type="radio" class="{CSS_CLASS}-tab" name="{CSS_CLASS}-{uid}" '
+            f'id="{CSS_CLASS}-{uid}-{key}"{checked}>'
+            f'<label for="{CSS_CLASS}-{uid}-{key}">{title}</label>'
+            f'<div class="{CSS_CLASS}-panel {CSS_CLASS}-{key}">'
+            f'<h4 class="{CSS_CLASS}-heading">{title}</h4>{body}</div>'
+        )
+    warning = status_message(response)
+    if warning:
+        pieces.append(f'<div class="{CSS_CLASS}-warning">⚠ {html.escape(warning)}</div>')
+    pieces.append("</div>")
+    return "".join(pieces)
+
+
+def details_table(response: QwenResponse) -> str:
+    rows = "".join(f"<tr><th style='text-align:left'>{html.escape(label)}</th>"
+                   f"<td style='text-align:left'>{html.escape(value)}</td></tr>"
+                   for label, value in details_rows(response))
+    return f'<table class="{CSS_CLASS}-details">{rows}</table>'
+
+
+_FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
+_INLINE_CODE = re.compile(r"(`+)(.+?)\1")
+
+
+def inert_markdown(text: str) -> str:
+    """Markdown with `<` outside code escaped, so a renderer that allows HTML shows tags as
+    text instead of running them."""
+    out: list[str] = []
+    fence: str | None = None
+    for line in text.split("\n"):
+        match = _FENCE.match(line)
+        if fence is not None:
+            if match and match.group(1)[0] == fence[0] and len(match.group(1)) >= len(fence):
+                fence = None
+            out.append(line)
+            continue
+        if match:
+            fence = match.group(1)
+            out.append(line)
+            continue
+        pieces, last = [], 0
+        for code in _INLINE_CODE.finditer(line):
+            pieces.append(line[last:code.start()].replace("<", "&lt;"))
+            pieces.append(code.group(0))
+            last = code.end()
+        pieces.append(line[last:].replace("<", "&lt;"))
+        out.append("".join(pieces))
+    return "\n".join(out)
+
+
+def markdown_text(response: QwenResponse) -> str:
+    """The `text/markdown` fallback: answer, then the thinking in a collapsed block."""
+    parts = [inert_markdown(response.answer) or "*(no answer)*"]
+    if response.thinking:
+        parts.append(f"<details><summary>Thinking</summary>\n\n<pre>"
+                     f"{html.escape(response.thinking)}</pre>\n\n</details>")
+    warning = status_message(response)
+    if warning:
+        parts.append(f"> ⚠ {html.escape(warning)}")
+    return "\n\n".join(parts)
+
+
+def plain_text(response: QwenResponse) -> str:
+    parts = []
+    if response.thinking:
+        parts.append("--- Thinking ---\n" + response.thinking)
+    parts.append("--- Answer ---\n" + (response.answer or "(no answer)"))
+    warning = status_message(response)
+    if warning:
+        parts.append("! " + warning)
+    usage = response.usage
+    parts.append(f"[{response.model or '?'} | tokens: prompt {_n(usage.prompt_tokens)}, "
+                 f"completion {_n(usage.completion_tokens)}, reasoning "
+                 f"{_n(usage.reasoning_tokens)} | {format_seconds(response.elapsed)}]")
+    return "\n".join(parts)
+
+
+def output_metadata(response: QwenResponse) -> dict[str, Any]:
+    """What a saved notebook keeps about the call (never a key or a header)."""
+    return {"qwen_nb": {
+        "model": response.model,
+        "provider": response.provider,
+        "usage": {k: v for k, v in response.usage.__dict__.items() if v is not None},
+        "finish_reason": response.finish_reason,
+        "request_id": response.request_id,
+        "complete": response.complete,
+    }}
+
+
+def static_bundle(response: QwenResponse) -> tuple[dict[str, str], dict[str, Any]]:
+    """(data, metadata) for display(raw=True) and `_repr_mimebundle_`."""
+    data = {
+        "text/html": tabs_html(response),
+        "text/markdown": markdown_text(response),
+        "text/plain": plain_text(response),
+    }
+    return data, output_metadata(response)

@@ -1,0 +1,60 @@
+"""Shared fixtures: the local OpenAI-compatible server and a real IPython shell."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from fake_server import FakeServer  # noqa: E402
+
+# A distinctive fake key: tests search every byte produced for it.
+FAKE_KEY = "sk-qwen-nb-TEST-KEY-3f9a1c7e5d"
+
+# Nothing a test does may reach a real provider or read the developer's own keys.
+for _name in ("AIML_API_KEY", "AIMLAPI_API_KEY", "DASHSCOPE_API_KEY", "OPENROUTER_API_KEY",
+              "QWEN_NB_API_KEY", "QWEN_NB_BASE_URL", "QWEN_NB_PROVIDER", "QWEN_NB_MODEL"):
+    os.environ.pop(_name, None)
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(scope="session")
+def fake_server():
+    server = FakeServer(lifetime=3600).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def server(fake_server, monkeypatch):
+    """The local server, emptied, with qwen_nb pointed at it through the environment."""
+    fake_server.reset()
+    monkeypatch.setenv("QWEN_NB_BASE_URL", fake_server.base_url)
+    monkeypatch.setenv("QWEN_NB_API_KEY", FAKE_KEY)
+    monkeypatch.setenv("QWEN_NB_MODEL", "qwen3-vl-32b-thinking")
+    return fake_server
+
+
+@pytest.fixture(scope="session")
+def _global_ip():
+    from IPython.testing.globalipapp import start_ipython
+
+    shell = start_ipython()
+    shell.run_line_magic("load_ext", "qwen_nb")
+    return shell
+
+
+@pytest.fixture
+def ip(_global_ip, server):
+    """A real IPython shell with qwen_nb loaded, pointed at the local server."""
+    _global_ip.user_ns.pop("_qwen", None)
+    yield _global_ip
+
+
+def run_cell(shell, source: str):
+    """Run a cell; return the ExecutionResult (errors are in .error_in_exec)."""
+    return shell.run_cell(source, store_history=False)
