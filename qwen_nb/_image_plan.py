@@ -28,7 +28,7 @@ class Budget:
         if self.max_pixels < self.unit * self.unit:
             raise ImageError(
                 f"max_pixels={self.max_pixels} is smaller than one {self.unit}x{self.unit} unit "
-                f"({self.unit * self.unit} pixels); use at least that (default {DEFAULT_MAX_PIXELS})."
+                f"({self.unit * self.unit} pixels); the default is {DEFAULT_MAX_PIXELS}."
             )
         if self.min_pixels > self.max_pixels:
             raise ImageError(
