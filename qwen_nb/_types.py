@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 # Qwen3-VL sees the image as 16 px patches merged 2 x 2: one visual token per 32 x 32 unit.
 QWEN3_VL_UNIT = 32
@@ -45,7 +45,7 @@ class PreparedImage:
 
 
 # A prompt is text and images interleaved in the order written.
-PromptPart = Union[str, PreparedImage]
+PromptPart = str | PreparedImage
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ class Finished:
     type: str = "done"
 
 
-StreamEvent = Union[ThinkingDelta, AnswerDelta, UsageUpdate, Finished]
+StreamEvent = ThinkingDelta | AnswerDelta | UsageUpdate | Finished
 
 
 # --- the result ------------------------------------------------------------------------

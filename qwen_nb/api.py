@@ -137,8 +137,9 @@ def prepare_images(values: Sequence[Any], *, max_pixels: int | None, inline_urls
     prepared: list[PreparedImage] = []
     for index, value in enumerate(values):
         label = labels[index] if labels else f"image {index + 1}"
-        prepared.extend(prepare(value, label=label, max_pixels=max_pixels or DEFAULT_MAX_PIXELS,
-                                inline_urls=inline_urls or not settings.provider.fetches_image_urls))
+        inline = inline_urls or not settings.provider.fetches_image_urls
+        prepared.extend(prepare(value, label=label,
+                                max_pixels=max_pixels or DEFAULT_MAX_PIXELS, inline_urls=inline))
     return prepared
 
 

@@ -171,10 +171,11 @@ class ResponseStream:
 
     def _snapshot(self, **extra: Any) -> QwenResponse:
         usage_cost = self.cost_usd
-        response = self._accumulator.snapshot(
-            attempts=max(1, self.attempts), provider=self.settings.provider.name,
-            images=self.request.images, notes=tuple(self.notes), complete=self.complete,
-            **extra)
+        fields: dict[str, Any] = {
+            "attempts": max(1, self.attempts), "provider": self.settings.provider.name,
+            "images": self.request.images, "notes": tuple(self.notes), "complete": self.complete,
+        }
+        response = self._accumulator.snapshot(**{**fields, **extra})
         if usage_cost is not None and response.usage.cost_usd is None:
             response = response.replace(usage=response.usage.__class__(
                 **{**response.usage.__dict__, "cost_usd": usage_cost}))

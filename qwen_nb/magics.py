@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
+from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Float, Int, Unicode
 
 from ._errors import ImageError, InputError
@@ -71,7 +73,7 @@ class QwenMagics(Magics):
         The result is stored in `_qwen` (and in --out NAME). `{name}` in the text inserts
         an image (at that place) or a value (as text) from the namespace.
         """
-        args = parse_argstring(self.qwen, line)
+        args = parse_line(self.qwen, line)
         text = cell if cell is not None else " ".join(args.prompt)
         if cell is not None and args.prompt:
             raise InputError(f"Unexpected words after %%qwen: {' '.join(args.prompt)!r}. "
@@ -152,6 +154,18 @@ class QwenMagics(Magics):
         self.shell.user_ns["_qwen"] = response
         if out:
             self.shell.user_ns[out] = response
+
+
+def parse_line(magic: Any, line: str) -> Any:
+    """Parse options with shell quoting (`-s 'Be brief.'` gives `Be brief.`).
+
+    IPython's parse_argstring keeps quote characters on Linux, so split with shlex first.
+    """
+    try:
+        argv = shlex.split(line)
+    except ValueError as exc:
+        raise UsageError(f"Could not parse the options ({exc}); check the quotes.") from None
+    return magic.parser.parse_args(argv)
 
 
 def _pick(*values: Any) -> Any:

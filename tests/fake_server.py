@@ -28,9 +28,10 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass
@@ -52,7 +53,8 @@ class Reply:
     send_done: bool = True
     model: str | None = None  # None: echo the requested model
     request_id: str = "chatcmpl-test-0001"
-    aiml_meta: dict | None = None  # AIML's {"usage": {"credits_used", "usd_spent"}} on the last chunk
+    # AIML's {"usage": {"credits_used", "usd_spent"}} on the last chunk
+    aiml_meta: dict | None = None
     delay_first_byte: float = 0.0
     chunk_delay: float = 0.0
     stall_after: int | None = None  # sleep `stall_seconds` after this many content chunks
