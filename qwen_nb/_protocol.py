@@ -78,6 +78,8 @@ def build_payload(request: ChatRequest, *, thinking_budget_param: str | None) ->
 
 def _partial_tag_suffix(text: str, tag: str) -> int:
     """Length of the longest end of `text` that could be the start of `tag`."""
+    if tag[0] not in text[1 - len(tag) :]:  # the hot path: no partial tag possible
+        return 0
     for size in range(min(len(tag) - 1, len(text)), 0, -1):
         if tag.startswith(text[-size:]):
             return size

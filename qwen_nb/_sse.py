@@ -32,7 +32,8 @@ class SSEDecoder:
             lines = _EOL.split(text[:-1])
             self._tail = lines.pop() + "\r"
         else:
-            lines = _EOL.split(text)
+            # str.split is several times faster than the regex on the common LF-only stream.
+            lines = _EOL.split(text) if "\r" in text else text.split("\n")
             self._tail = lines.pop()
         return self._lines(lines) if lines else []
 
