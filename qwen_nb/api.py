@@ -7,6 +7,7 @@ inputs -> `build_request` -> `open_stream` (HTTP, offline simulator or cache) ->
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
@@ -86,8 +87,21 @@ def build_request(parts: Sequence[PromptPart], *, model: str, system: str | None
     return ChatRequest(model=model, messages=tuple(messages), options=options or Options())
 
 
-def open_stream(request: ChatRequest, settings: Settings) -> EventStream:
-    """Where a request goes: the offline simulator, or the provider over HTTP."""
+def open_stream(request: ChatRequest, settings: Settings, cache: str | None = None, *,
+                cache_dir: str | os.PathLike[str] | None = None) -> EventStream:
+    """Where a request goes: the record/replay cache (mode `cache`, else QWEN_NB_CACHE_MODE,
+    else off), then the offline simulator or the provider over HTTP.
+
+    A replay-mode miss raises CacheMissError here, before anything is sent."""
+    from .cache import open_cached, resolve_mode
+
+    mode = resolve_mode(cache)
+    if mode != "off":
+        return open_cached(request, settings, mode, _open_live, directory=cache_dir)
+    return _open_live(request, settings)
+
+
+def _open_live(request: ChatRequest, settings: Settings) -> EventStream:
     if settings.is_offline:
         from .offline import OfflineStream
 
@@ -98,10 +112,17 @@ def open_stream(request: ChatRequest, settings: Settings) -> EventStream:
 
 
 def run(request: ChatRequest, settings: Settings, view: View | None = None,
-        stream: EventStream | None = None) -> QwenResponse:
+        stream: EventStream | None = None, *, cache: str | None = None,
+        cache_dir: str | os.PathLike[str] | None = None) -> QwenResponse:
     """Consume a reply, feeding `view`; on failure the view keeps the partial reply and the
-    error (carrying `.response`) is raised."""
-    stream = stream or open_stream(request, settings)
+    error (carrying `.response`) is raised. `cache`: off, auto, replay or record."""
+    if stream is None:
+        try:
+            stream = open_stream(request, settings, cache, cache_dir=cache_dir)
+        except QwenError as error:  # e.g. a replay miss: the view shows it too
+            if view is not None:
+                view.fail(error)
+            raise
     response: QwenResponse | None = None
     try:
         for event in stream:
@@ -161,12 +182,15 @@ def _settings_and_request(prompt: str, images: Sequence[Any], kwargs: dict[str, 
                                    history=history, options=options)
 
 
-def ask(prompt: str, *images: Any, show: bool = False, **options: Any) -> QwenResponse:
+def ask(prompt: str, *images: Any, show: bool = False, cache: str | None = None,
+        cache_dir: str | os.PathLike[str] | None = None, **options: Any) -> QwenResponse:
     """Ask the model about `images` (PIL images, arrays, figures, paths, URLs...).
 
     Options: model, system, provider, base_url, api_key, timeout, temperature, top_p,
     max_tokens, seed, thinking_budget, max_pixels, inline_urls, stream. With `show=True`
-    the reply streams into the notebook as the magic shows it.
+    the reply streams into the notebook as the magic shows it. `cache`: off, auto, replay
+    or record (default: QWEN_NB_CACHE_MODE, else off); `cache_dir`: default QWEN_NB_CACHE,
+    else .qwen_cache/.
     """
     settings, request = _settings_and_request(prompt, images, dict(options))
     view = None
@@ -174,13 +198,16 @@ def ask(prompt: str, *images: Any, show: bool = False, **options: Any) -> QwenRe
         from .display import make_view
 
         view = make_view()
-    return run(request, settings, view)
+    return run(request, settings, view, cache=cache, cache_dir=cache_dir)
 
 
-def stream(prompt: str, *images: Any, **options: Any) -> Iterator[StreamEvent]:
-    """Yield typed events as they arrive: ThinkingDelta, AnswerDelta, UsageUpdate, Finished."""
+def stream(prompt: str, *images: Any, cache: str | None = None,
+           cache_dir: str | os.PathLike[str] | None = None, **options: Any
+           ) -> Iterator[StreamEvent]:
+    """Yield typed events as they arrive: ThinkingDelta, AnswerDelta, UsageUpdate, Finished.
+    `cache` and `cache_dir` as for `ask()`."""
     settings, request = _settings_and_request(prompt, images, dict(options))
-    events = open_stream(request, settings)
+    events = open_stream(request, settings, cache, cache_dir=cache_dir)
     try:
         yield from events
     finally:

@@ -32,6 +32,10 @@ class QwenMagics(Magics):
     timeout = Float(0.0, help="Read timeout between chunks, seconds (0: default 120).").tag(
         config=True)
     inline_urls = Bool(False, help="Fetch http(s) images and send them inline.").tag(config=True)
+    cache_mode = Unicode("", help="Record/replay cache: off, auto, replay or record "
+                         "(QWEN_NB_CACHE_MODE wins; empty: off).").tag(config=True)
+    cache_dir = Unicode("", help="Cache folder (QWEN_NB_CACHE wins; empty: .qwen_cache/ in "
+                        "the working directory).").tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
@@ -65,6 +69,9 @@ class QwenMagics(Magics):
     @argument("--no-interpolate", action="store_true",
               help="Send the cell text as written, without {name} references.")
     @argument("-o", "--out", metavar="NAME", help="Also store the result in this variable.")
+    @argument("--cache", metavar="MODE", choices=("off", "auto", "replay", "record"),
+              help="Record/replay cache: off, auto (replay a hit, record a miss), replay "
+              "(a miss is an error), record (always call and save).")
     @argument("prompt", nargs="*", help="With %%qwen on one line: the prompt.")
     @line_cell_magic
     def qwen(self, line: str, cell: str | None = None) -> None:
@@ -128,13 +135,20 @@ class QwenMagics(Magics):
                                     options=options)
         view = make_view(self.shell)
         try:
-            response = api.run(request, settings, view)
+            response = api.run(request, settings, view, **self._cache_options(args.cache))
         except Exception as error:
             partial = getattr(error, "response", None)
             if partial is not None:
                 self._store(partial, args.out)
             raise
         self._store(response, args.out)
+
+    def _cache_options(self, mode: str | None) -> dict[str, Any]:
+        """--cache, then QWEN_NB_CACHE_MODE, then %config (QWEN_NB_CACHE before cache_dir)."""
+        from .cache import resolve_dir, resolve_mode
+
+        return {"cache": resolve_mode(mode, config=self.cache_mode or None),
+                "cache_dir": resolve_dir(config=self.cache_dir or None)}
 
     def _evaluate(self, expression: str) -> Any:
         expression = expression.strip()

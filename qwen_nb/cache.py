@@ -1,0 +1,487 @@
+"""Record / replay: a reply is saved once as a small JSON file and replayed on later runs.
+
+The key is a sha256 of the canonical request: base URL, model, messages (image parts by
+the digest of their encoded bytes) and the options that change the reply. Never the key
+or a header. An entry holds the whole reply and the stream's timing shape, so a replay
+streams into the same tabs, only faster.
+
+Modes: ``off``; ``auto`` (replay a hit, call and record a miss); ``replay`` (a miss is a
+`CacheMissError`; for CI); ``record`` (always call and overwrite).
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._errors import CacheMissError, ConfigError, Interrupted
+from ._types import (
+    AnswerDelta,
+    ChatRequest,
+    Finished,
+    PreparedImage,
+    QwenResponse,
+    StreamEvent,
+    ThinkingDelta,
+    Usage,
+    UsageUpdate,
+)
+
+if TYPE_CHECKING:
+    from ._config import Settings
+    from .api import EventStream
+
+MODES = ("off", "auto", "replay", "record")
+DEFAULT_DIR = ".qwen_cache"
+FORMAT = "qwen_nb-cache/1"
+# A replay streams like the recording but never takes longer than this.
+MAX_REPLAY_SECONDS = 0.5
+# Chunks are merged into at most this many timing segments, so an entry stays small.
+MAX_SEGMENTS = 120
+_OPTIONS_IN_KEY = ("temperature", "top_p", "max_tokens", "seed", "thinking_budget")
+_KINDS = {"thinking": ThinkingDelta, "answer": AnswerDelta}
+
+
+# --- settings --------------------------------------------------------------------------
+
+
+def resolve_mode(
+    mode: str | None = None, *, config: str | None = None, env: Mapping[str, str] | None = None
+) -> str:
+    """The cache mode: an explicit choice, then QWEN_NB_CACHE_MODE, then %config, then off."""
+    env = os.environ if env is None else env
+    for value, origin in (
+        (mode, "cache"),
+        (env.get("QWEN_NB_CACHE_MODE"), "QWEN_NB_CACHE_MODE"),
+        (config, "QwenMagics.cache_mode"),
+    ):
+        if value is None or value == "":
+            continue
+        chosen = str(value).strip().lower()
+        if chosen not in MODES:
+            raise ConfigError(
+                f"{origin} = {value!r} is not a cache mode. Choose one of: {', '.join(MODES)}."
+            )
+        return chosen
+    return "off"
+
+
+def resolve_dir(
+    directory: str | os.PathLike[str] | None = None,
+    *,
+    config: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Path:
+    """The cache folder: an explicit one, then QWEN_NB_CACHE, then %config, then
+    `.qwen_cache/` in the working directory (a notebook's own folder in its kernel)."""
+    env = os.environ if env is None else env
+    for value in (directory, env.get("QWEN_NB_CACHE"), config):
+        if value is not None and str(value) != "":
+            return Path(value).expanduser()
+    return Path(DEFAULT_DIR)
+
+
+# --- keys ------------------------------------------------------------------------------
+
+
+def canonical_request(request: ChatRequest) -> dict[str, Any]:
+    """The parts of a request that decide the reply, as plain JSON values."""
+    messages = []
+    for message in request.messages:
+        parts: list[Any] = []
+        for part in message.parts:
+            if isinstance(part, PreparedImage):
+                parts.append({"image": part.digest or _sha256(part.url)})
+            elif part:
+                parts.append(part)
+        messages.append({"role": message.role, "parts": parts})
+    options = {
+        name: getattr(request.options, name)
+        for name in _OPTIONS_IN_KEY
+        if getattr(request.options, name) is not None
+    }
+    return {"model": request.model, "messages": messages, "options": options}
+
+
+def request_fingerprint(request: ChatRequest) -> str:
+    """sha256 of the canonical request alone (the offline simulator's seed)."""
+    return _sha256(_canonical_json(canonical_request(request)))
+
+
+def cache_key(request: ChatRequest, base_url: str) -> str:
+    """sha256 of the canonical request and where it goes. Never the key or a header."""
+    return _sha256(
+        _canonical_json({"base_url": base_url.rstrip("/"), **canonical_request(request)})
+    )
+
+
+def _canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def prompt_label(request: ChatRequest, limit: int = 60) -> str:
+    """The first non-empty line of the last user message: how a cell is named in messages."""
+    for message in reversed(request.messages):
+        if message.role == "user":
+            for line in message.text.splitlines():
+                if line.strip():
+                    line = line.strip()
+                    return line if len(line) <= limit else line[: limit - 1] + "…"
+    return "(no text)"
+
+
+def entry_name(request: ChatRequest, key: str) -> str:
+    """`what-is-in-this-picture-3f9a1c7e5d2b4a60.json`: readable in a git listing."""
+    slug = re.sub(r"[^a-z0-9]+", "-", prompt_label(request, 40).lower()).strip("-")[:40]
+    return f"{slug.strip('-') or 'prompt'}-{key[:16]}.json"
+
+
+# --- entries ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A piece of the stream: `delay` seconds after the previous one, `text` of one kind."""
+
+    delay: float
+    kind: str  # "thinking" or "answer"
+    text: str
+
+
+class CacheEntry:
+    """One recorded reply, read from or written to one JSON file."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+
+    @property
+    def key(self) -> str:
+        return self.data.get("key", "")
+
+    @property
+    def recorded(self) -> str:
+        return self.data.get("recorded", "")
+
+    def response(self) -> QwenResponse:
+        reply = self.data["response"]
+        usage = Usage(
+            **{
+                k: v
+                for k, v in (reply.get("usage") or {}).items()
+                if k in Usage.__dataclass_fields__
+            }
+        )
+        return QwenResponse(
+            answer=reply.get("answer", ""),
+            thinking=reply.get("thinking", ""),
+            usage=usage,
+            finish_reason=reply.get("finish_reason"),
+            model=reply.get("model"),
+            request_id=reply.get("request_id"),
+            elapsed=reply.get("elapsed"),
+            time_to_first_token=reply.get("time_to_first_token"),
+            provider=reply.get("provider"),
+            replayed_from=self.recorded or "unknown date",
+        )
+
+    def segments(self) -> list[Segment]:
+        """The timing shape, as segments whose texts add up to the thinking and answer."""
+        reply = self.data["response"]
+        texts = {"thinking": reply.get("thinking", ""), "answer": reply.get("answer", "")}
+        offsets = {"thinking": 0, "answer": 0}
+        segments = []
+        for line in self.data.get("timing") or ():
+            delay, kind, length = _parse_timing(line)
+            start = offsets[kind]
+            segments.append(Segment(delay, kind, texts[kind][start : start + length]))
+            offsets[kind] = start + length
+        for kind in ("thinking", "answer"):  # a hand-edited entry still replays in full
+            if offsets[kind] < len(texts[kind]):
+                segments.append(Segment(0.0, kind, texts[kind][offsets[kind] :]))
+        return segments
+
+    def dumps(self) -> str:
+        return json.dumps(self.data, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+
+def _parse_timing(line: str) -> tuple[float, str, int]:
+    try:
+        delay, kind, length = line.split()
+        if kind not in _KINDS:
+            raise ValueError(kind)
+        return max(0.0, float(delay)), kind, int(length)
+    except ValueError:
+        raise ConfigError(
+            f"A cache entry has a broken timing line {line!r}; delete the file to record it again."
+        ) from None
+
+
+def make_entry(
+    request: ChatRequest,
+    base_url: str,
+    key: str,
+    response: QwenResponse,
+    segments: list[Segment],
+    *,
+    recorded: str | None = None,
+) -> CacheEntry:
+    """An entry for a finished reply: what was asked (no image bytes), the reply, timing."""
+    usage = {k: v for k, v in response.usage.__dict__.items() if v is not None}
+    return CacheEntry(
+        {
+            "format": FORMAT,
+            "key": key,
+            "recorded": recorded or datetime.datetime.now(datetime.timezone.utc).date().isoformat(),
+            "request": {
+                "base_url": base_url,
+                "model": request.model,
+                "prompt": prompt_label(request, 200),
+                "images": [
+                    {
+                        "digest": image.digest,
+                        "format": image.format,
+                        "sent_size": "x".join(map(str, image.sent_size or ())) or None,
+                    }
+                    for image in request.images
+                ],
+                "options": canonical_request(request)["options"],
+            },
+            "response": {
+                "answer": response.answer,
+                "thinking": response.thinking,
+                "usage": usage,
+                "finish_reason": response.finish_reason,
+                "model": response.model,
+                "request_id": response.request_id,
+                "provider": response.provider,
+                "elapsed": _round(response.elapsed),
+                "time_to_first_token": _round(response.time_to_first_token),
+            },
+            "timing": [f"{s.delay:.3f} {s.kind} {len(s.text)}" for s in segments],
+        }
+    )
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+def coalesce(segments: list[Segment], limit: int = MAX_SEGMENTS) -> list[Segment]:
+    """Merge neighbouring chunks of one kind until at most `limit` segments remain. A merged
+    segment arrives when its last chunk did, so the delays still add up to the total."""
+    width = sum(s.delay for s in segments) / limit
+    while len(segments) > limit:
+        merged: list[Segment] = []
+        for segment in segments:
+            last = merged[-1] if merged else None
+            if last is not None and last.kind == segment.kind and last.delay <= width:
+                merged[-1] = Segment(
+                    last.delay + segment.delay, last.kind, last.text + segment.text
+                )
+            else:
+                merged.append(segment)
+        if len(merged) == len(segments):  # the kinds alternate: nothing more to merge
+            break
+        segments, width = merged, width * 2 or 1e-6
+    return segments
+
+
+class Cache:
+    """A folder of entries."""
+
+    def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
+        self.directory = resolve_dir(directory)
+
+    def path_for(self, request: ChatRequest, key: str) -> Path:
+        return self.directory / entry_name(request, key)
+
+    def load(self, request: ChatRequest, key: str) -> CacheEntry | None:
+        path = self.path_for(request, key)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise ConfigError(
+                f"The cache entry {path} cannot be read ({exc}); delete it to record it again."
+            ) from None
+        if not isinstance(data, dict) or data.get("key") != key or "response" not in data:
+            return None
+        return CacheEntry(data)
+
+    def save(self, request: ChatRequest, entry: CacheEntry) -> Path:
+        """Write atomically. An unchanged reply leaves the file (and its date) as it was,
+        so re-recording a deterministic reply does not churn git."""
+        path = self.path_for(request, entry.key)
+        old = self.load(request, entry.key)
+        if old is not None and _same_reply(old, entry):
+            return path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        temporary.write_text(entry.dumps(), encoding="utf-8")
+        os.replace(temporary, path)
+        return path
+
+
+def _same_reply(old: CacheEntry, new: CacheEntry) -> bool:
+    fields = ("answer", "thinking", "usage", "finish_reason", "model")
+    return all(old.data["response"].get(f) == new.data["response"].get(f) for f in fields)
+
+
+# --- streams ---------------------------------------------------------------------------
+
+
+class ReplayStream:
+    """Streams a recorded reply with its recorded rhythm, compressed to at most
+    MAX_REPLAY_SECONDS. Same protocol as `client.ResponseStream`."""
+
+    def __init__(
+        self,
+        request: ChatRequest,
+        entry: CacheEntry,
+        *,
+        path: Path | None = None,
+        max_seconds: float = MAX_REPLAY_SECONDS,
+    ) -> None:
+        self.request = request
+        self.entry = entry
+        self.path = path
+        self.max_seconds = max_seconds
+        self._stop = threading.Event()
+        self._thinking: list[str] = []
+        self._answer: list[str] = []
+        self._iterator: Iterator[StreamEvent] | None = None
+        self._final: QwenResponse | None = None
+
+    def __iter__(self) -> Iterator[StreamEvent]:
+        if self._iterator is None:
+            self._iterator = self._events()
+        return self._iterator
+
+    def __enter__(self) -> ReplayStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._stop.set()
+
+    @property
+    def response(self) -> QwenResponse:
+        if self._final is not None:
+            return self._final
+        return self.entry.response().replace(
+            answer="".join(self._answer),
+            thinking="".join(self._thinking),
+            images=self.request.images,
+            complete=False,
+            error="stopped",
+        )
+
+    def _events(self) -> Iterator[StreamEvent]:
+        segments = self.entry.segments()
+        total = sum(s.delay for s in segments)
+        scale = min(1.0, self.max_seconds / total) if total > 0 else 0.0
+        for segment in segments:
+            if self._stop.wait(segment.delay * scale) or self._stop.is_set():
+                raise Interrupted(
+                    "Stopped by the user; the partial reply is kept.", response=self.response
+                )
+            if not segment.text:
+                continue
+            (self._thinking if segment.kind == "thinking" else self._answer).append(segment.text)
+            yield _KINDS[segment.kind](segment.text)
+        final = self.entry.response().replace(images=self.request.images)
+        yield UsageUpdate(final.usage)
+        self._final = final
+        yield Finished(final)
+
+
+class RecordingStream:
+    """Passes a live stream through and writes an entry when it finishes complete."""
+
+    def __init__(
+        self, inner: EventStream, request: ChatRequest, *, cache: Cache, key: str, base_url: str
+    ) -> None:
+        self.inner = inner
+        self.request = request
+        self.cache = cache
+        self.key = key
+        self.base_url = base_url
+        self.saved_to: Path | None = None
+        self._iterator: Iterator[StreamEvent] | None = None
+
+    def __iter__(self) -> Iterator[StreamEvent]:
+        if self._iterator is None:
+            self._iterator = self._events()
+        return self._iterator
+
+    def __enter__(self) -> RecordingStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.inner.close()
+
+    @property
+    def response(self) -> QwenResponse:
+        return self.inner.response
+
+    def _events(self) -> Iterator[StreamEvent]:
+        segments: list[Segment] = []
+        last = time.monotonic()
+        for event in self.inner:
+            now = time.monotonic()
+            if isinstance(event, (ThinkingDelta, AnswerDelta)) and event.text:
+                segments.append(Segment(now - last, event.type, event.text))
+                last = now
+            elif isinstance(event, Finished) and event.response.complete:
+                entry = make_entry(
+                    self.request, self.base_url, self.key, event.response, coalesce(segments)
+                )
+                self.saved_to = self.cache.save(self.request, entry)
+            yield event
+
+
+def open_cached(
+    request: ChatRequest,
+    settings: Settings,
+    mode: str,
+    open_live: Callable[[ChatRequest, Settings], EventStream],
+    *,
+    directory: str | os.PathLike[str] | None = None,
+) -> EventStream:
+    """The cache in front of `open_live`, as `mode` says (not "off")."""
+    cache = Cache(directory)
+    key = cache_key(request, settings.base_url)
+    if mode in ("auto", "replay"):
+        entry = cache.load(request, key)
+        if entry is not None:
+            return ReplayStream(request, entry, path=cache.path_for(request, key))
+        if mode == "replay":
+            raise CacheMissError(
+                f'No recording of the request "{prompt_label(request)}" in '
+                f"{cache.directory}/ (cache mode replay). Record it once with "
+                '%%qwen --cache record (or ask(..., cache="record")), or set '
+                "QWEN_NB_CACHE_MODE=auto, run the notebook with a key, and commit the "
+                f"{cache.directory}/ folder."
+            )
+    return RecordingStream(
+        open_live(request, settings), request, cache=cache, key=key, base_url=settings.base_url
+    )
