@@ -22,20 +22,21 @@ _FIGURE_MAX_DPI = 200.0
 _FIGURE_MIN_DPI = 50.0
 
 
-def array_to_image(array: Any, name: str) -> tuple[Image.Image, tuple[str, ...]]:
+def array_to_image(array: Any, label: str) -> tuple[Image.Image, tuple[str, ...]]:
     """A numpy array (HxW, HxWx1, HxWx3, HxWx4) -> PIL image, rescaling values if needed."""
     import numpy as np
     from PIL import Image
 
+    name = f"`{label}`"
     shape = array.shape
     if array.ndim == 3 and shape[2] == 1:
         array = array[:, :, 0]
     if not (array.ndim == 2 or (array.ndim == 3 and shape[2] in (3, 4))):
         hint = ""
         if array.ndim == 3 and shape[0] in (1, 3, 4) and shape[2] not in (1, 3, 4):
-            hint = f" It looks channels-first; pass {name}.transpose(1, 2, 0)."
+            hint = f" It looks channels-first; pass {label}.transpose(1, 2, 0)."
         elif array.ndim == 4 and shape[0] == 1:
-            hint = f" It looks like a batch of one; pass {name}[0]."
+            hint = f" It looks like a batch of one; pass {label}[0]."
         raise ImageError(
             f"{name} is a numpy array of shape {shape}, which is not an image. Expected "
             f"H x W (grey), H x W x 3 (RGB) or H x W x 4 (RGBA).{hint}"

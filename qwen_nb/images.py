@@ -149,7 +149,7 @@ def _prepare_one(value: Any, label: str, context: _Context) -> PreparedImage:
         return _prepare_pil_value(value, label, budget)
     ndarray = _module_type("numpy", "ndarray")
     if ndarray is not None and isinstance(value, ndarray):
-        image, notes = array_to_image(value, name)
+        image, notes = array_to_image(value, label)
         shape = "x".join(map(str, value.shape))
         return prepare_pil(
             image, budget, source=f"{label} (numpy {value.dtype} {shape})", notes=notes

@@ -1,0 +1,216 @@
+"""Benchmark: preparing a 12-megapixel photo and screenshot for sending, qwen_nb vs naive.
+
+Run with `python benchmarks/bench_images.py`. The inputs are synthetic and seeded, so
+every run measures the same bytes. "Naive" is what a notebook snippet usually does: full
+decode, PNG, base64. Memory is measured two ways: tracemalloc (Python objects only: it
+cannot see Pillow's C pixel buffers) and the peak resident size of a fresh process
+(everything, including those buffers).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from qwen_nb.images import prepare_images  # noqa: E402
+
+WIDTH, HEIGHT = 4000, 3000
+REPEATS = 7
+NAIVE_REPEATS = 3
+GOAL_PHOTO_MS = 120.0
+GOAL_PHOTO_MB = 0.7
+GOAL_SPEEDUP = 10.0
+
+
+@dataclass(frozen=True)
+class Result:
+    case: str
+    method: str
+    median_ms: float
+    tracemalloc_mb: float
+    rss_mb: float
+    payload_mb: float
+
+
+def make_photo(seed: int = 1) -> bytes:
+    """A photo-like JPEG: smooth light and shapes, fine texture and sensor noise."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float32)
+    base = np.stack([x / WIDTH * 120 + 60, y / HEIGHT * 100 + 70, (x + y) / 7000 * 90 + 40], -1)
+    # Low-frequency "scene": random blobs upsampled smoothly, as lighting and objects are.
+    coarse = rng.uniform(-60, 60, size=(24, 32, 3)).astype(np.float32)
+    scene = Image.fromarray(np.uint8(coarse + 128)).resize((WIDTH, HEIGHT), Image.BICUBIC)
+    texture = rng.normal(0, 1, size=(HEIGHT // 4, WIDTH // 4, 3)).astype(np.float32) * 20
+    texture_img = Image.fromarray(np.uint8(np.clip(texture + 128, 0, 255))).resize(
+        (WIDTH, HEIGHT), Image.BILINEAR
+    )
+    pixels = base + (np.asarray(scene, np.float32) - 128) + (np.asarray(texture_img) - 128.0)
+    pixels += rng.normal(0, 4, size=pixels.shape).astype(np.float32)
+    image = Image.fromarray(np.uint8(np.clip(pixels, 0, 255)))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=92)
+    return buffer.getvalue()
+
+
+def make_screenshot(seed: int = 2) -> bytes:
+    """A screenshot-like PNG: flat panels, title bars, and lines of anti-aliased text."""
+    rng = np.random.default_rng(seed)
+    font = ImageFont.load_default(size=20)
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyz0123456789(),.=_"))
+    image = Image.new("RGB", (WIDTH, HEIGHT), (246, 246, 248))
+    draw = ImageDraw.Draw(image)
+    palette = [(255, 255, 255), (230, 236, 245), (40, 44, 52), (250, 240, 220)]
+    for _ in range(6):
+        x0, y0 = int(rng.integers(0, WIDTH - 800)), int(rng.integers(0, HEIGHT - 600))
+        x1, y1 = x0 + int(rng.integers(600, 2000)), y0 + int(rng.integers(400, 1500))
+        fill = palette[int(rng.integers(len(palette)))]
+        draw.rectangle((x0, y0, x1, y1), fill=fill, outline=(180, 180, 190), width=2)
+        draw.rectangle((x0, y0, x1, y0 + 40), fill=(60, 120, 200))
+        ink = (230, 230, 230) if fill == (40, 44, 52) else (30, 30, 30)
+        chars = (min(x1, WIDTH) - x0 - 40) // 11
+        for line_y in range(y0 + 56, min(y1, HEIGHT) - 24, 26):
+            words = [
+                "".join(rng.choice(letters, int(rng.integers(2, 10)))) for _ in range(chars // 5)
+            ]
+            draw.text((x0 + 20, line_y), " ".join(words)[:chars], fill=ink, font=font)
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def naive(data: bytes) -> str:
+    """Full decode, PNG, base64: the usual notebook snippet."""
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def timed(function: Callable[[], str], repeats: int) -> tuple[float, float, int]:
+    """Median ms over `repeats` runs, tracemalloc peak MB of one more run, payload chars."""
+    durations = []
+    payload = ""
+    for _ in range(repeats):
+        start = time.perf_counter()
+        payload = function()
+        durations.append((time.perf_counter() - start) * 1000)
+    tracemalloc.start()
+    function()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return statistics.median(durations), peak / 1e6, len(payload)
+
+
+_RSS_CHILD = """
+import sys
+sys.path.insert(0, {root!r})
+from PIL import Image
+from qwen_nb.images import prepare_images
+import bench_images as b
+data = open({path!r}, "rb").read()
+before = b.high_water_mb()
+{call}
+print(b.high_water_mb() - before)
+"""
+
+
+def high_water_mb() -> float:
+    """This process's peak resident size (VmHWM; ru_maxrss is inherited across fork)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def peak_rss_mb(path: str, call: str) -> float:
+    """Peak resident memory added by one call, in a fresh process (sees C buffers too)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    code = _RSS_CHILD.format(root=os.path.dirname(here), path=path, call=call)
+    env = {**os.environ, "PYTHONPATH": here}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    return float(out.stdout.strip() or "nan")
+
+
+def measure(case: str, data: bytes, path: str) -> list[Result]:
+    def qwen_bytes() -> str:
+        return prepare_images(data, label=case)[0].url
+
+    def qwen_path() -> str:
+        return prepare_images(path, label=path)[0].url
+
+    runs = [
+        ("qwen_nb (bytes)", qwen_bytes, REPEATS, "prepare_images(data, label='x')"),
+        ("qwen_nb (path)", qwen_path, REPEATS, f"prepare_images({path!r}, label='x')"),
+        ("naive", lambda: naive(data), NAIVE_REPEATS, "b.naive(data)"),
+    ]
+    results = []
+    for method, function, repeats, call in runs:
+        function()  # warm-up: first-use imports are not what we measure
+        median_ms, traced_mb, payload = timed(function, repeats)
+        rss = peak_rss_mb(path, call)
+        results.append(Result(case, method, median_ms, traced_mb, rss, payload / 1e6))
+    return results
+
+
+def main() -> None:
+    print(f"Pillow {Image.__version__}, numpy {np.__version__}, {os.cpu_count()} CPUs")
+    cases = {"photo 4000x3000 JPEG": make_photo(), "screenshot 4000x3000 PNG": make_screenshot()}
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory() as folder:
+        for case, data in cases.items():
+            extension = ".jpg" if "JPEG" in case else ".png"
+            path = os.path.join(folder, "input" + extension)
+            with open(path, "wb") as handle:
+                handle.write(data)
+            print(f"{case}: input {len(data) / 1e6:.2f} MB")
+            results.extend(measure(case, data, path))
+
+    header = (
+        f"{'case':<26} {'method':<16} {'median ms':>10} {'tracemalloc MB':>15} "
+        f"{'peak RSS MB':>12} {'payload MB':>11} {'naive/this':>11}"
+    )
+    print("\n" + header + "\n" + "-" * len(header))
+    naive_ms = {r.case: r.median_ms for r in results if r.method == "naive"}
+    for r in results:
+        ratio = naive_ms[r.case] / r.median_ms
+        print(
+            f"{r.case:<26} {r.method:<16} {r.median_ms:>10.1f} {r.tracemalloc_mb:>15.1f} "
+            f"{r.rss_mb:>12.1f} {r.payload_mb:>11.2f} {ratio:>10.1f}x"
+        )
+
+    photo = next(r for r in results if r.case.startswith("photo") and r.method == "qwen_nb (bytes)")
+    print("\nGoals (photo, from bytes):")
+    _goal(f"median <= {GOAL_PHOTO_MS:g} ms", photo.median_ms <= GOAL_PHOTO_MS, photo.median_ms)
+    _goal(f"payload <= {GOAL_PHOTO_MB:g} MB", photo.payload_mb <= GOAL_PHOTO_MB, photo.payload_mb)
+    for r in results:
+        if r.method != "naive":
+            ratio = naive_ms[r.case] / r.median_ms
+            _goal(
+                f"{r.case}, {r.method}: >= {GOAL_SPEEDUP:g}x faster than naive",
+                ratio >= GOAL_SPEEDUP,
+                ratio,
+            )
+
+
+def _goal(text: str, met: bool, value: float) -> None:
+    print(f"  [{'met' if met else 'NOT met'}] {text} (measured {value:.2f})")
+
+
+if __name__ == "__main__":
+    main()
