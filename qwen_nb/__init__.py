@@ -25,6 +25,7 @@ from ._errors import (
 from ._types import AnswerDelta, Finished, QwenResponse, ThinkingDelta, Usage, UsageUpdate
 
 if TYPE_CHECKING:
+    from ._batch import BatchItem, BatchResult, batch
     from .api import ask, stream
 
 __version__ = "0.1.0"
@@ -35,6 +36,8 @@ __all__ = [
     "APITimeoutError",
     "AnswerDelta",
     "AuthenticationError",
+    "BatchItem",
+    "BatchResult",
     "ConfigError",
     "Finished",
     "ImageError",
@@ -47,12 +50,14 @@ __all__ = [
     "Usage",
     "UsageUpdate",
     "ask",
+    "batch",
     "load_ipython_extension",
     "set_api_key",
     "stream",
 ]
 
-_LAZY = {"ask": "api", "stream": "api"}
+_LAZY = {"ask": "api", "stream": "api", "batch": "_batch", "BatchItem": "_batch",
+         "BatchResult": "_batch"}
 
 
 def __getattr__(name: str) -> Any:

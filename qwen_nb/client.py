@@ -7,6 +7,7 @@ and unblocks a read that is waiting on a silent server.
 
 from __future__ import annotations
 
+import contextvars
 import email.utils
 import json
 import random
@@ -42,6 +43,12 @@ USER_AGENT = "qwen-nb/0.1"
 
 _http_lock = threading.Lock()
 _http: httpx.Client | None = None
+
+# A backoff shared by concurrent streams (qwen_nb.batch sets it in its workers): asked
+# before each attempt and told of every 429, so one rate limit pauses all workers once.
+# Duck-typed: `wait(stop: threading.Event) -> bool` (False: stopped) and `pause(seconds)`.
+shared_backoff: contextvars.ContextVar[Any] = contextvars.ContextVar("qwen_nb_backoff",
+                                                                     default=None)
 
 
 def shared_http() -> httpx.Client:
@@ -113,8 +120,10 @@ class ResponseStream:
     """Iterate for events (the last one is `Finished`); `.response` is the snapshot so far."""
 
     def __init__(self, request: ChatRequest, settings: Settings, *,
-                 http: httpx.Client | None = None, assume_thinking: bool | None = None) -> None:
+                 http: httpx.Client | None = None, assume_thinking: bool | None = None,
+                 backoff: Any = None) -> None:
         self.request = request
+        self._backoff = backoff if backoff is not None else shared_backoff.get()
         self.settings = settings
         self._http = http
         if assume_thinking is None:
@@ -265,6 +274,8 @@ class ResponseStream:
         while True:
             if self._stop.is_set():
                 raise Interrupted("Stopped before the reply started.")
+            if self._backoff is not None and not self._backoff.wait(self._stop):
+                raise Interrupted("Stopped while waiting out a rate limit.")
             self.attempts += 1
             error: QwenError
             retry_after = None
@@ -320,6 +331,8 @@ class ResponseStream:
                     raise error
                 retry_after = response.headers.get("retry-after")
             delay = retry_delay(self.attempts, retry_after)
+            if self._backoff is not None and isinstance(error, RateLimitError):
+                self._backoff.pause(delay)
             out_of_time = time.monotonic() - started + delay > settings.max_retry_time
             if self.attempts >= settings.max_attempts or out_of_time:
                 if self.attempts > 1 and isinstance(error, APIConnectionError):
