@@ -27,6 +27,7 @@ from ._types import AnswerDelta, Finished, QwenResponse, ThinkingDelta, Usage, U
 if TYPE_CHECKING:
     from ._batch import BatchItem, BatchResult, batch
     from .api import ask, stream
+    from .panel import Panel
 
 __version__ = "0.1.0"
 
@@ -43,6 +44,7 @@ __all__ = [
     "ImageError",
     "InputError",
     "Interrupted",
+    "Panel",
     "QwenError",
     "QwenResponse",
     "StreamError",
@@ -57,7 +59,7 @@ __all__ = [
 ]
 
 _LAZY = {"ask": "api", "stream": "api", "batch": "_batch", "BatchItem": "_batch",
-         "BatchResult": "_batch"}
+         "BatchResult": "_batch", "Panel": "panel"}
 
 
 def __getattr__(name: str) -> Any:

@@ -6,7 +6,7 @@ import shlex
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Float, Int, Unicode
 
@@ -69,6 +69,9 @@ class QwenMagics(Magics):
     @argument("--no-interpolate", action="store_true",
               help="Send the cell text as written, without {name} references.")
     @argument("-o", "--out", metavar="NAME", help="Also store the result in this variable.")
+    @argument("--chat", nargs="?", const="default", metavar="NAME",
+              help="Continue the conversation NAME (default: 'default'): earlier turns are "
+              "sent first (answers without thinking). See %%qwen_history, %%qwen_reset.")
     @argument("--cache", metavar="MODE", choices=("off", "auto", "replay", "record"),
               help="Record/replay cache: off, auto (replay a hit, record a miss), replay "
               "(a miss is an error), record (always call and save).")
@@ -130,10 +133,21 @@ class QwenMagics(Magics):
 
             for piece in split_references(text, namespace, is_image_like):
                 parts.extend([piece] if isinstance(piece, str) else prepare(piece[1], piece[0]))
+        chat = None
+        if args.chat is not None:
+            from . import conversation
+
+            chat = conversation.get(args.chat)
         request = api.build_request(parts, model=settings.model,
                                     system=_pick(args.system, self.system or None),
+                                    history=chat.messages() if chat is not None else (),
                                     options=options)
         view = make_view(self.shell)
+        note = chat.history_note() if chat is not None else None
+        if note:  # the Details tab says what the history cost
+            from .conversation import NotingView
+
+            view = NotingView(view, note)
         try:
             response = api.run(request, settings, view, **self._cache_options(args.cache))
         except Exception as error:
@@ -141,6 +155,11 @@ class QwenMagics(Magics):
             if partial is not None:
                 self._store(partial, args.out)
             raise
+        if chat is not None:
+            from .conversation import add_note
+
+            response = add_note(response, note)
+            chat.add(request.messages[-1], response)
         self._store(response, args.out)
 
     def _cache_options(self, mode: str | None) -> dict[str, Any]:
@@ -168,6 +187,57 @@ class QwenMagics(Magics):
         self.shell.user_ns["_qwen"] = response
         if out:
             self.shell.user_ns[out] = response
+
+    @line_magic
+    def qwen_reset(self, line: str) -> None:
+        """%qwen_reset [NAME]: forget the conversation NAME (of %%qwen --chat NAME), or
+        every conversation when no name is given."""
+        from . import conversation
+
+        name = line.strip() or None
+        forgotten = conversation.reset(name)
+        if name is not None and not forgotten:
+            known = ", ".join(conversation.names()) or "none"
+            print(f"No conversation named {name!r}; known: {known}.")
+        else:
+            print(
+                f"Forgot {len(forgotten)} conversation{'s' if len(forgotten) != 1 else ''}"
+                + (f": {', '.join(forgotten)}." if forgotten else ".")
+            )
+
+    @line_magic
+    def qwen_history(self, line: str) -> None:
+        """%qwen_history [NAME]: list the turns of a conversation (all conversations
+        without NAME)."""
+        from . import conversation
+
+        name = line.strip() or None
+        if name is None:
+            known = conversation.names()
+            if not known:
+                print("No conversations yet; start one with %%qwen --chat NAME.")
+            for known_name in known:
+                print(f"{known_name}: {len(conversation.get(known_name))} turns")
+            return
+        if name not in conversation.names():
+            print(f"No conversation named {name!r}.")
+            return
+        print(conversation.get(name).summary())
+
+    @line_magic
+    def qwen_panel(self, line: str) -> Any:
+        """%qwen_panel: a chat panel using this magic's settings (%config QwenMagics.*)."""
+        from .panel import Panel
+
+        return Panel(
+            system=self.system or None,
+            max_pixels=self.max_pixels,
+            temperature=self.temperature if self.temperature >= 0 else None,
+            max_tokens=self.max_tokens or None,
+            thinking_budget=self.thinking_budget or None,
+            inline_urls=self.inline_urls,
+            config=self.config_values(),
+        )
 
 
 def parse_line(magic: Any, line: str) -> Any:
