@@ -8,6 +8,7 @@ preset. The key is kept in a `Secret` whose repr never shows it.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,31 +36,86 @@ class Provider:
 PROVIDERS: dict[str, Provider] = {
     p.name: p
     for p in (
-        Provider("aimlapi", "https://api.aimlapi.com/v1", "alibaba/qwen3-vl-32b-thinking",
-                 ("AIML_API_KEY", "AIMLAPI_API_KEY"), label="AIML API"),
-        Provider("dashscope", "https://dashscope-intl.aliyuncs.com/compatible-mode/v1",
-                 "qwen3-vl-32b-thinking", ("DASHSCOPE_API_KEY",),
-                 label="DashScope (international)"),
-        Provider("dashscope-cn", "https://dashscope.aliyuncs.com/compatible-mode/v1",
-                 "qwen3-vl-32b-thinking", ("DASHSCOPE_API_KEY",), label="DashScope (mainland)"),
-        Provider("openrouter", "https://openrouter.ai/api/v1", "qwen/qwen3-vl-32b-thinking",
-                 ("OPENROUTER_API_KEY",), thinking_budget_param="reasoning.max_tokens",
-                 label="OpenRouter"),
-        Provider("vllm", "http://127.0.0.1:8000/v1", "Qwen/Qwen3-VL-32B-Thinking",
-                 needs_key=False, thinking_budget_param=None, label="vLLM (local)"),
-        Provider("ollama", "http://127.0.0.1:11434/v1", "qwen3-vl:32b", needs_key=False,
-                 thinking_budget_param=None, fetches_image_urls=False, label="Ollama (local)"),
-        Provider("lmstudio", "http://127.0.0.1:1234/v1", "qwen3-vl-32b-thinking",
-                 needs_key=False, thinking_budget_param=None, fetches_image_urls=False,
-                 label="LM Studio (local)"),
-        Provider("llamacpp", "http://127.0.0.1:8080/v1", "qwen3-vl-32b-thinking",
-                 needs_key=False, thinking_budget_param=None, fetches_image_urls=False,
-                 label="llama.cpp server (local)"),
-        Provider("local", "http://127.0.0.1:8000/v1", "Qwen/Qwen3-VL-32B-Thinking",
-                 needs_key=False, thinking_budget_param=None, label="any OpenAI-compatible server"),
-        Provider("offline", "offline://simulator", "qwen3-vl-32b-thinking (offline simulator)",
-                 needs_key=False, thinking_budget_param="thinking_budget",
-                 label="offline simulator (no model, no network)"),
+        Provider(
+            "aimlapi",
+            "https://api.aimlapi.com/v1",
+            "alibaba/qwen3-vl-32b-thinking",
+            ("AIML_API_KEY", "AIMLAPI_API_KEY"),
+            label="AIML API",
+        ),
+        Provider(
+            "dashscope",
+            "https://dashscope-intl.aliyuncs.com/compatible-mode/v1",
+            "qwen3-vl-32b-thinking",
+            ("DASHSCOPE_API_KEY",),
+            label="DashScope (international)",
+        ),
+        Provider(
+            "dashscope-cn",
+            "https://dashscope.aliyuncs.com/compatible-mode/v1",
+            "qwen3-vl-32b-thinking",
+            ("DASHSCOPE_API_KEY",),
+            label="DashScope (mainland)",
+        ),
+        Provider(
+            "openrouter",
+            "https://openrouter.ai/api/v1",
+            "qwen/qwen3-vl-32b-thinking",
+            ("OPENROUTER_API_KEY",),
+            thinking_budget_param="reasoning.max_tokens",
+            label="OpenRouter",
+        ),
+        Provider(
+            "vllm",
+            "http://127.0.0.1:8000/v1",
+            "Qwen/Qwen3-VL-32B-Thinking",
+            needs_key=False,
+            thinking_budget_param=None,
+            label="vLLM (local)",
+        ),
+        Provider(
+            "ollama",
+            "http://127.0.0.1:11434/v1",
+            "qwen3-vl:32b",
+            needs_key=False,
+            thinking_budget_param=None,
+            fetches_image_urls=False,
+            label="Ollama (local)",
+        ),
+        Provider(
+            "lmstudio",
+            "http://127.0.0.1:1234/v1",
+            "qwen3-vl-32b-thinking",
+            needs_key=False,
+            thinking_budget_param=None,
+            fetches_image_urls=False,
+            label="LM Studio (local)",
+        ),
+        Provider(
+            "llamacpp",
+            "http://127.0.0.1:8080/v1",
+            "qwen3-vl-32b-thinking",
+            needs_key=False,
+            thinking_budget_param=None,
+            fetches_image_urls=False,
+            label="llama.cpp server (local)",
+        ),
+        Provider(
+            "local",
+            "http://127.0.0.1:8000/v1",
+            "Qwen/Qwen3-VL-32B-Thinking",
+            needs_key=False,
+            thinking_budget_param=None,
+            label="any OpenAI-compatible server",
+        ),
+        Provider(
+            "offline",
+            "offline://simulator",
+            "qwen3-vl-32b-thinking (offline simulator)",
+            needs_key=False,
+            thinking_budget_param="thinking_budget",
+            label="offline simulator (no model, no network)",
+        ),
     )
 }
 
@@ -125,25 +181,57 @@ class Settings:
 
 
 def validate_base_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    """The base URL without a trailing slash, or a ConfigError that says what to fix.
+
+    Error messages never repeat credentials or a query string: either may hold a key."""
+    if not isinstance(url, str) or not url.strip():
         raise ConfigError(
-            f"The base URL {_redact_url(url)!r} is not an http(s) URL. Use the form "
-            "https://host/v1 (the part before /chat/completions)."
+            "The base URL is empty. Use the form https://host/v1 (the part "
+            "before /chat/completions)."
         )
-    if parts.username or parts.password:
+    url = url.strip()
+    parts = urlsplit(url)
+    if "@" in re.split(r"[?#]", url, maxsplit=1)[0] or parts.username or parts.password:
         raise ConfigError(
-            "The base URL carries credentials; pass the key with QWEN_NB_API_KEY or "
-            "qwen_nb.set_api_key() instead."
+            "The base URL carries credentials (user:password@); they were not used. Give "
+            "the key with QWEN_NB_API_KEY or qwen_nb.set_api_key() instead, and the base URL "
+            "as https://host/v1."
+        )
+    if parts.query or parts.fragment:
+        raise ConfigError(
+            f"The base URL {redact_url(url)!r} has a query string or fragment; they were not "
+            "used. Give the key with QWEN_NB_API_KEY or qwen_nb.set_api_key(), and the base "
+            "URL as https://host/v1."
+        )
+    shown = redact_url(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"The base URL {shown!r} is not an http(s) URL. Use the form https://host/v1 "
+            "(the part before /chat/completions)."
+        )
+    if any(ch.isspace() for ch in url):
+        raise ConfigError(f"The base URL {shown!r} contains spaces; remove them.")
+    try:
+        parts.port  # noqa: B018  (raises for a port that is not a number in range)
+    except ValueError:
+        raise ConfigError(
+            f"The base URL {shown!r} has an invalid port; use a number from 1 to 65535."
+        ) from None
+    if parts.path.rstrip("/").endswith("/chat/completions"):
+        raise ConfigError(
+            f"The base URL {shown!r} ends with /chat/completions; leave that part off "
+            "(qwen_nb adds it), e.g. https://host/v1."
         )
     return url.rstrip("/")
 
 
-def _redact_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password or parts.username:
-        return url.replace(parts.netloc, parts.hostname or "***")
-    return url
+def redact_url(url: str) -> str:
+    """`url` safe to show: no user:password@ part, no query string or fragment."""
+    head = re.split(r"[?#]", url, maxsplit=1)[0]
+    if "@" in head:
+        scheme = re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", head)
+        head = (scheme.group(0) if scheme else "") + "***@" + head.rsplit("@", 1)[1]
+    return head + ("?***" if head != url else "")
 
 
 def get_provider(name: str) -> Provider:
@@ -171,6 +259,36 @@ def _env_float(name: str, env: Mapping[str, str]) -> float | None:
         raise ConfigError(f"{name}={raw!r} is not a number of seconds.") from None
 
 
+def _checked_key(key: Any) -> Secret | None:
+    """The key as a Secret; refuses one that cannot go in a header, without showing it."""
+    if key is None:
+        return None
+    if isinstance(key, Secret):
+        key = key.reveal()
+    key = str(key).strip()
+    if not key:
+        return None
+    if not key.isascii() or not key.isprintable() or " " in key:
+        raise ConfigError(
+            "The API key contains spaces, line breaks or non-ASCII characters "
+            "(a copy-paste slip?). Set it again with qwen_nb.set_api_key()."
+        )
+    return Secret(key)
+
+
+def _seconds(label: str, value: Any, *, allow_zero: bool = False) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if not (seconds >= 0 if allow_zero else seconds > 0) or seconds == float("inf"):
+        raise ConfigError(
+            f"The {label} must be a {'non-negative' if allow_zero else 'positive'}"
+            f" number of seconds, not {value!r}."
+        )
+    return seconds
+
+
 def resolve_settings(
     *,
     provider: str | None = None,
@@ -188,34 +306,48 @@ def resolve_settings(
     the provider preset."""
     env = os.environ if env is None else env
     config = config or {}
-    preset = get_provider(_pick(provider, env.get("QWEN_NB_PROVIDER"),
-                                config.get("provider"), DEFAULT_PROVIDER))
+    preset = get_provider(
+        _pick(provider, env.get("QWEN_NB_PROVIDER"), config.get("provider"), DEFAULT_PROVIDER)
+    )
     url = _pick(base_url, env.get("QWEN_NB_BASE_URL"), config.get("base_url"), preset.base_url)
     if not preset.name == "offline":
         url = validate_base_url(url)
     # A key typed into set_api_key() this session is more deliberate than the environment.
-    key = _pick(api_key, _session_keys.get(preset.name), _session_keys.get("*"),
-                env.get("QWEN_NB_API_KEY"), *(env.get(name) for name in preset.key_env))
+    key = _pick(
+        api_key,
+        _session_keys.get(preset.name),
+        _session_keys.get("*"),
+        env.get("QWEN_NB_API_KEY"),
+        *(env.get(name) for name in preset.key_env),
+    )
     read_timeout = _pick(timeout, _env_float("QWEN_NB_TIMEOUT", env), config.get("timeout"), 120.0)
-    connect = _pick(connect_timeout, _env_float("QWEN_NB_CONNECT_TIMEOUT", env),
-                    config.get("connect_timeout"), 10.0)
+    connect = _pick(
+        connect_timeout,
+        _env_float("QWEN_NB_CONNECT_TIMEOUT", env),
+        config.get("connect_timeout"),
+        10.0,
+    )
     attempts = _pick(max_attempts, env.get("QWEN_NB_MAX_ATTEMPTS"), config.get("max_attempts"), 4)
-    retry_time = _pick(max_retry_time, _env_float("QWEN_NB_MAX_RETRY_TIME", env),
-                       config.get("max_retry_time"), 60.0)
-    for label, value in (("timeout", read_timeout), ("connect timeout", connect)):
-        if float(value) <= 0:
-            raise ConfigError(f"The {label} must be a positive number of seconds, not {value}.")
+    retry_time = _pick(
+        max_retry_time,
+        _env_float("QWEN_NB_MAX_RETRY_TIME", env),
+        config.get("max_retry_time"),
+        60.0,
+    )
+    read_timeout = _seconds("timeout", read_timeout)
+    connect = _seconds("connect timeout", connect)
     try:
         attempts = int(attempts)
-    except ValueError:
+    except (TypeError, ValueError):
         raise ConfigError(f"max_attempts must be a whole number, not {attempts!r}.") from None
     if attempts < 1:
         raise ConfigError(f"max_attempts must be at least 1, not {attempts}.")
+    retry_time = _seconds("max_retry_time", retry_time, allow_zero=True)
     return Settings(
         provider=preset,
         base_url=url,
         model=_pick(model, env.get("QWEN_NB_MODEL"), config.get("model"), preset.model),
-        api_key=Secret(key) if key else None,
+        api_key=_checked_key(key),
         connect_timeout=float(connect),
         read_timeout=float(read_timeout),
         max_attempts=attempts,

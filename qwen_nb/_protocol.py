@@ -194,16 +194,33 @@ class ThinkTagSplitter:
 def parse_usage(raw: Any) -> Usage | None:
     if not isinstance(raw, dict):
         return None
-    details = raw.get("completion_tokens_details") or {}
+    details = raw.get("completion_tokens_details")
     reasoning = details.get("reasoning_tokens") if isinstance(details, dict) else None
     if reasoning is None:
         reasoning = raw.get("reasoning_tokens")
     return Usage(
-        prompt_tokens=raw.get("prompt_tokens"),
-        completion_tokens=raw.get("completion_tokens"),
-        reasoning_tokens=reasoning,
-        total_tokens=raw.get("total_tokens"),
+        prompt_tokens=_count(raw.get("prompt_tokens")),
+        completion_tokens=_count(raw.get("completion_tokens")),
+        reasoning_tokens=_count(reasoning),
+        total_tokens=_count(raw.get("total_tokens")),
     )
+
+
+def _count(value: Any) -> int | None:
+    """A token count, or None for anything that is not a plain whole number."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def parse_chunk(data: str) -> Any:
+    """One SSE data payload as JSON; anything else is the provider's fault, not a crash."""
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):
+        raise StreamError(f"The provider sent a malformed chunk: {data[:120]!r}") from None
 
 
 class ChatAccumulator:
@@ -221,6 +238,7 @@ class ChatAccumulator:
         self._content = ThinkTagSplitter(assume_thinking=assume_thinking)
         self._content_seen = False
         self._finished = False
+        self._refusal: list[str] = []
 
     @property
     def thinking(self) -> str:
@@ -231,22 +249,27 @@ class ChatAccumulator:
         return self._content.answer
 
     def handle_chunk(self, chunk: Any) -> list[StreamEvent]:
-        """One parsed `chat.completion.chunk`; raises StreamError for an error event."""
+        """One parsed `chat.completion.chunk`; raises StreamError for an error event or
+        a chunk that is not an object. Fields of unexpected types are ignored."""
         if not isinstance(chunk, dict):
             raise StreamError(f"The provider sent a chunk that is not an object: {chunk!r:.200}")
         if "error" in chunk and chunk["error"]:
-            raise StreamError(f"The provider reported an error mid-stream: "
-                              f"{error_text(chunk['error'])}")
-        self.request_id = self.request_id or chunk.get("id")
-        self.model = chunk.get("model") or self.model
+            raise StreamError(
+                f"The provider reported an error mid-stream: {error_text(chunk['error'])}"
+            )
+        self.request_id = self.request_id or _text(chunk.get("id"))
+        self.model = _text(chunk.get("model")) or self.model
         events: list[StreamEvent] = []
-        for choice in chunk.get("choices") or ():
+        choices = chunk.get("choices")
+        for choice in choices if isinstance(choices, list) else ():
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                 continue
-            delta = choice.get("delta") or choice.get("message") or {}
-            events.extend(self._handle_delta(delta))
-            if choice.get("finish_reason"):
-                self.finish_reason = choice["finish_reason"]
+            delta = choice.get("delta") or choice.get("message")
+            if isinstance(delta, dict):
+                events.extend(self._handle_delta(delta))
+            finish_reason = _text(choice.get("finish_reason"))
+            if finish_reason:
+                self.finish_reason = finish_reason
         usage = parse_usage(chunk.get("usage"))
         if usage is not None:
             self.usage = usage
@@ -254,19 +277,23 @@ class ChatAccumulator:
         meta = chunk.get("meta")
         if isinstance(meta, dict) and isinstance(meta.get("usage"), dict):
             spent = meta["usage"].get("usd_spent")
-            if isinstance(spent, (int, float)):
+            if isinstance(spent, (int, float)) and not isinstance(spent, bool):
                 self.cost_usd = float(spent)
         return events
 
     def _handle_delta(self, delta: dict) -> list[StreamEvent]:
         events: list[StreamEvent] = []
-        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-        if isinstance(reasoning, str) and reasoning:
+        reasoning = _text(delta.get("reasoning_content")) or _text(delta.get("reasoning"))
+        if reasoning:
             self._mark_first_token()
             self._reasoning.append(reasoning)
             events.append(ThinkingDelta(reasoning))
-        content = delta.get("content")
-        if isinstance(content, str) and content:
+        refusal = _text(delta.get("refusal"))
+        if refusal:  # OpenAI-style refusal: kept apart, shown as a refusal, not an answer
+            self._mark_first_token()
+            self._refusal.append(refusal)
+        content = _text(delta.get("content"))
+        if content:
             self._mark_first_token()
             if not self._content_seen:
                 self._content_seen = True
@@ -305,6 +332,7 @@ class ChatAccumulator:
             "time_to_first_token": (
                 None if self.first_token_at is None else self.first_token_at - self.started
             ),
+            "refusal": "".join(self._refusal) or None,
         }
         fields.update(extra)
         return QwenResponse(**fields)
@@ -312,9 +340,18 @@ class ChatAccumulator:
 
 def error_text(error: Any) -> str:
     """The provider's own words from an error object or body, whatever its shape."""
+    try:
+        return _error_text(error)
+    except RecursionError:  # absurdly nested JSON
+        return "(an error too deeply nested to show)"
+
+
+def _error_text(error: Any) -> str:
+    for _ in range(8):  # {"error": {"error": ...}} nests; never follow it far
+        if not (isinstance(error, dict) and error.get("error")):
+            break
+        error = error["error"]
     if isinstance(error, dict):
-        if "error" in error and error["error"]:
-            return error_text(error["error"])
         message = error.get("message") or error.get("detail") or error.get("msg")
         if isinstance(message, list):
             message = "; ".join(str(m) for m in message)
@@ -338,4 +375,6 @@ def parse_error_body(body: bytes) -> tuple[str, str | None]:
         inner = data.get("error")
         if isinstance(inner, dict):
             request_id = request_id or inner.get("request_id")
-    return error_text(data), request_id
+    if request_id is not None and not isinstance(request_id, (str, int)):
+        request_id = None
+    return error_text(data), (str(request_id) if request_id else None)

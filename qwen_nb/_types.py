@@ -152,6 +152,7 @@ class QwenResponse:
     images: tuple[PreparedImage, ...] = ()
     notes: tuple[str, ...] = ()
     replayed_from: str | None = None  # recording date when served from the cache
+    refusal: str | None = None  # the model's refusal text, when it declined to answer
 
     def replace(self, **changes: Any) -> QwenResponse:
         return dataclasses.replace(self, **changes)

@@ -42,28 +42,62 @@ class View(Protocol):
     def fail(self, error: QwenError) -> None: ...
 
 
-def make_options(*, temperature: float | None = None, top_p: float | None = None,
-                 max_tokens: int | None = None, seed: int | None = None,
-                 thinking_budget: int | None = None, stream: bool = True) -> Options:
+def make_options(
+    *,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    max_tokens: int | None = None,
+    seed: int | None = None,
+    thinking_budget: int | None = None,
+    stream: bool = True,
+) -> Options:
     """Validated generation options; a bad value is refused before anything is sent."""
-    def check(name: str, value: float | None, ok: bool, rule: str) -> None:
-        if value is not None and not ok:
+
+    def number(
+        name: str, value: Any, low: float, high: float, rule: str, low_open: bool = False
+    ) -> float | None:
+        if value is None:
+            return None
+        ok = (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+            and (low < value if low_open else low <= value)
+            and value <= high
+        )
+        if not ok:
             raise InputError(f"{name} = {value!r} is not allowed: {rule}.")
+        return float(value)
 
-    check("temperature", temperature, temperature is not None and
-          math.isfinite(temperature) and 0 <= temperature <= 2, "use a number from 0 to 2")
-    check("top_p", top_p, top_p is not None and 0 < top_p <= 1,
-          "use a number above 0 and at most 1")
-    for name, value in (("max_tokens", max_tokens), ("thinking_budget", thinking_budget)):
-        check(name, value, isinstance(value, int) and value > 0, "use a whole number above 0")
-    check("seed", seed, isinstance(seed, int), "use a whole number")
-    return Options(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed,
-                   thinking_budget=thinking_budget, stream=stream)
+    def whole(name: str, value: Any, minimum: int | None, rule: str) -> int | None:
+        if value is None:
+            return None
+        if (
+            not isinstance(value, int)
+            or isinstance(value, bool)
+            or (minimum is not None and value < minimum)
+        ):
+            raise InputError(f"{name} = {value!r} is not allowed: {rule}.")
+        return value
+
+    return Options(
+        temperature=number("temperature", temperature, 0, 2, "use a number from 0 to 2"),
+        top_p=number("top_p", top_p, 0, 1, "use a number above 0 and at most 1", low_open=True),
+        max_tokens=whole("max_tokens", max_tokens, 1, "use a whole number above 0"),
+        seed=whole("seed", seed, None, "use a whole number"),
+        thinking_budget=whole("thinking_budget", thinking_budget, 1, "use a whole number above 0"),
+        stream=bool(stream),
+    )
 
 
-def build_request(parts: Sequence[PromptPart], *, model: str, system: str | None = None,
-                  history: Sequence[Message] = (), options: Options | None = None
-                  ) -> ChatRequest:
+def build_request(
+    parts: Sequence[PromptPart],
+    *,
+    model: str,
+    system: str | None = None,
+    history: Sequence[Message] = (),
+    options: Options | None = None,
+) -> ChatRequest:
     """A request from prompt parts (text and images, in order) and earlier turns."""
     merged: list[PromptPart] = []
     for part in parts:
@@ -72,8 +106,10 @@ def build_request(parts: Sequence[PromptPart], *, model: str, system: str | None
         elif not (isinstance(part, str) and not part):
             merged.append(part)
     if not any(isinstance(p, str) and p.strip() for p in merged):
-        raise InputError("The prompt is empty: write a question or instruction for the model"
-                         " (images alone are not enough).")
+        raise InputError(
+            "The prompt is empty: write a question or instruction for the model"
+            " (images alone are not enough)."
+        )
     # Surrounding whitespace from the cell layout means nothing to the model.
     if isinstance(merged[0], str):
         merged[0] = merged[0].lstrip()
@@ -87,8 +123,13 @@ def build_request(parts: Sequence[PromptPart], *, model: str, system: str | None
     return ChatRequest(model=model, messages=tuple(messages), options=options or Options())
 
 
-def open_stream(request: ChatRequest, settings: Settings, cache: str | None = None, *,
-                cache_dir: str | os.PathLike[str] | None = None) -> EventStream:
+def open_stream(
+    request: ChatRequest,
+    settings: Settings,
+    cache: str | None = None,
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> EventStream:
     """Where a request goes: the record/replay cache (mode `cache`, else QWEN_NB_CACHE_MODE,
     else off), then the offline simulator or the provider over HTTP.
 
@@ -111,9 +152,15 @@ def _open_live(request: ChatRequest, settings: Settings) -> EventStream:
     return ResponseStream(request, settings)
 
 
-def run(request: ChatRequest, settings: Settings, view: View | None = None,
-        stream: EventStream | None = None, *, cache: str | None = None,
-        cache_dir: str | os.PathLike[str] | None = None) -> QwenResponse:
+def run(
+    request: ChatRequest,
+    settings: Settings,
+    view: View | None = None,
+    stream: EventStream | None = None,
+    *,
+    cache: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> QwenResponse:
     """Consume a reply, feeding `view`; on failure the view keeps the partial reply and the
     error (carrying `.response`) is raised. `cache`: off, auto, replay or record."""
     if stream is None:
@@ -132,8 +179,10 @@ def run(request: ChatRequest, settings: Settings, view: View | None = None,
                 response = event.response
     except KeyboardInterrupt:
         stream.close()
-        error = Interrupted("Interrupted; the partial reply is kept.",
-                            response=stream.response.replace(complete=False, error="interrupted"))
+        error = Interrupted(
+            "Interrupted; the partial reply is kept.",
+            response=stream.response.replace(complete=False, error="interrupted"),
+        )
         if view is not None:
             view.fail(error)
         raise error from None
@@ -147,9 +196,14 @@ def run(request: ChatRequest, settings: Settings, view: View | None = None,
     return response
 
 
-def prepare_images(values: Sequence[Any], *, max_pixels: int | None, inline_urls: bool,
-                   settings: Settings, labels: Sequence[str] | None = None
-                   ) -> list[PreparedImage]:
+def prepare_images(
+    values: Sequence[Any],
+    *,
+    max_pixels: int | None,
+    inline_urls: bool,
+    settings: Settings,
+    labels: Sequence[str] | None = None,
+) -> list[PreparedImage]:
     """Images for `ask()` and the panel, in order; refuses bad ones before sending."""
     if not values:
         return []
@@ -159,35 +213,81 @@ def prepare_images(values: Sequence[Any], *, max_pixels: int | None, inline_urls
     for index, value in enumerate(values):
         label = labels[index] if labels else f"image {index + 1}"
         inline = inline_urls or not settings.provider.fetches_image_urls
-        prepared.extend(prepare(value, label=label,
-                                max_pixels=max_pixels or DEFAULT_MAX_PIXELS, inline_urls=inline))
+        prepared.extend(
+            prepare(
+                value, label=label, max_pixels=max_pixels or DEFAULT_MAX_PIXELS, inline_urls=inline
+            )
+        )
     return prepared
 
 
-def _settings_and_request(prompt: str, images: Sequence[Any], kwargs: dict[str, Any]
-                          ) -> tuple[Settings, ChatRequest]:
+_OPTION_NAMES = frozenset(
+    {"temperature", "top_p", "max_tokens", "seed", "thinking_budget", "stream"}
+)
+_SETTING_NAMES = frozenset(
+    {
+        "model",
+        "system",
+        "provider",
+        "base_url",
+        "api_key",
+        "timeout",
+        "connect_timeout",
+        "max_attempts",
+        "max_retry_time",
+        "max_pixels",
+        "inline_urls",
+        "history",
+    }
+)
+
+
+def _settings_and_request(
+    prompt: str, images: Sequence[Any], kwargs: dict[str, Any]
+) -> tuple[Settings, ChatRequest]:
     settings = resolve_settings(
-        provider=kwargs.pop("provider", None), base_url=kwargs.pop("base_url", None),
-        model=kwargs.pop("model", None), api_key=kwargs.pop("api_key", None),
-        timeout=kwargs.pop("timeout", None))
+        provider=kwargs.pop("provider", None),
+        base_url=kwargs.pop("base_url", None),
+        model=kwargs.pop("model", None),
+        api_key=kwargs.pop("api_key", None),
+        timeout=kwargs.pop("timeout", None),
+        connect_timeout=kwargs.pop("connect_timeout", None),
+        max_attempts=kwargs.pop("max_attempts", None),
+        max_retry_time=kwargs.pop("max_retry_time", None),
+    )
     system = kwargs.pop("system", None)
     max_pixels = kwargs.pop("max_pixels", None)
     inline_urls = kwargs.pop("inline_urls", False)
     history = kwargs.pop("history", ())
+    unknown = set(kwargs) - _OPTION_NAMES
+    if unknown:
+        raise InputError(
+            f"Unknown option {', '.join(sorted(unknown))}. Known options: "
+            f"{', '.join(sorted(_OPTION_NAMES | _SETTING_NAMES))}."
+        )
     options = make_options(**kwargs)
-    parts: list[PromptPart] = [*prepare_images(images, max_pixels=max_pixels,
-                                               inline_urls=inline_urls, settings=settings),
-                               prompt]
-    return settings, build_request(parts, model=settings.model, system=system,
-                                   history=history, options=options)
+    parts: list[PromptPart] = [
+        *prepare_images(images, max_pixels=max_pixels, inline_urls=inline_urls, settings=settings),
+        prompt,
+    ]
+    return settings, build_request(
+        parts, model=settings.model, system=system, history=history, options=options
+    )
 
 
-def ask(prompt: str, *images: Any, show: bool = False, cache: str | None = None,
-        cache_dir: str | os.PathLike[str] | None = None, **options: Any) -> QwenResponse:
+def ask(
+    prompt: str,
+    *images: Any,
+    show: bool = False,
+    cache: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    **options: Any,
+) -> QwenResponse:
     """Ask the model about `images` (PIL images, arrays, figures, paths, URLs...).
 
-    Options: model, system, provider, base_url, api_key, timeout, temperature, top_p,
-    max_tokens, seed, thinking_budget, max_pixels, inline_urls, stream. With `show=True`
+    Options: model, system, provider, base_url, api_key, timeout, connect_timeout,
+    max_attempts, max_retry_time, temperature, top_p, max_tokens, seed, thinking_budget,
+    max_pixels, inline_urls, stream. With `show=True`
     the reply streams into the notebook as the magic shows it. `cache`: off, auto, replay
     or record (default: QWEN_NB_CACHE_MODE, else off); `cache_dir`: default QWEN_NB_CACHE,
     else .qwen_cache/.
@@ -201,9 +301,13 @@ def ask(prompt: str, *images: Any, show: bool = False, cache: str | None = None,
     return run(request, settings, view, cache=cache, cache_dir=cache_dir)
 
 
-def stream(prompt: str, *images: Any, cache: str | None = None,
-           cache_dir: str | os.PathLike[str] | None = None, **options: Any
-           ) -> Iterator[StreamEvent]:
+def stream(
+    prompt: str,
+    *images: Any,
+    cache: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    **options: Any,
+) -> Iterator[StreamEvent]:
     """Yield typed events as they arrive: ThinkingDelta, AnswerDelta, UsageUpdate, Finished.
     `cache` and `cache_dir` as for `ask()`."""
     settings, request = _settings_and_request(prompt, images, dict(options))

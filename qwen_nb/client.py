@@ -8,6 +8,7 @@ and unblocks a read that is waiting on a silent server.
 from __future__ import annotations
 
 import contextvars
+import datetime
 import email.utils
 import json
 import random
@@ -17,7 +18,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from ._config import Settings
+from ._config import Secret, Settings
 from ._errors import (
     APIConnectionError,
     APIError,
@@ -31,7 +32,7 @@ from ._errors import (
     ServerError,
     StreamError,
 )
-from ._protocol import ChatAccumulator, build_payload, parse_error_body
+from ._protocol import ChatAccumulator, build_payload, parse_chunk, parse_error_body
 from ._sse import SSEDecoder
 from ._types import ChatRequest, Finished, QwenResponse, StreamEvent
 
@@ -47,8 +48,9 @@ _http: httpx.Client | None = None
 # A backoff shared by concurrent streams (qwen_nb.batch sets it in its workers): asked
 # before each attempt and told of every 429, so one rate limit pauses all workers once.
 # Duck-typed: `wait(stop: threading.Event) -> bool` (False: stopped) and `pause(seconds)`.
-shared_backoff: contextvars.ContextVar[Any] = contextvars.ContextVar("qwen_nb_backoff",
-                                                                     default=None)
+shared_backoff: contextvars.ContextVar[Any] = contextvars.ContextVar(
+    "qwen_nb_backoff", default=None
+)
 
 
 def shared_http() -> httpx.Client:
@@ -65,18 +67,35 @@ def shared_http() -> httpx.Client:
         return _http
 
 
-def retry_delay(attempt: int, retry_after: str | None, *, base: float = 0.5,
-                cap: float = 20.0) -> float:
+def retry_delay(
+    attempt: int, retry_after: str | None, *, base: float = 0.5, cap: float = 20.0
+) -> float:
     """Seconds to wait before attempt `attempt + 1`: Retry-After (seconds or an HTTP date)
-    when the server gives one, else exponential backoff with full jitter."""
-    if retry_after:
-        try:
-            return max(0.0, float(retry_after))
-        except ValueError:
-            parsed = email.utils.parsedate_to_datetime(retry_after) if retry_after else None
-            if parsed is not None:
-                return max(0.0, parsed.timestamp() - time.time())
+    when the server gives a usable one, else exponential backoff with full jitter."""
+    waited = parse_retry_after(retry_after)
+    if waited is not None:
+        return waited
     return random.uniform(0, min(cap, base * 2 ** (attempt - 1)))
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """A Retry-After header as seconds from now, or None when absent or unreadable."""
+    if not value or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            parsed = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if parsed.tzinfo is None:  # "-0000" means UTC with unknown local zone
+            parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+        seconds = parsed.timestamp() - (time.time() if now is None else now)
+    if seconds != seconds:  # NaN
+        return None
+    return max(0.0, seconds)
 
 
 def api_error(status: int, body: bytes, headers: Any, *, attempts: int) -> APIError:
@@ -89,39 +108,75 @@ def api_error(status: int, body: bytes, headers: Any, *, attempts: int) -> APIEr
         return AuthenticationError(
             f"The provider refused the API key (HTTP {status}): {message}{suffix}. Check the "
             "key (qwen_nb.set_api_key() or the provider's environment variable) and that it "
-            "may use this model.", status_code=status, request_id=request_id)
+            "may use this model.",
+            status_code=status,
+            request_id=request_id,
+        )
     if status == 404:
         return ModelNotFoundError(
             f"Not found (HTTP 404): {message}{suffix}. Check the model name (-m / --model) "
-            "and the base URL.", status_code=status, request_id=request_id)
+            "and the base URL.",
+            status_code=status,
+            request_id=request_id,
+        )
     if status == 429:
         return RateLimitError(
             f"Rate limited (HTTP 429){tries}: {message}{suffix}. Wait a little and run the "
-            "cell again, or lower the request rate.", status_code=status, request_id=request_id)
+            "cell again, or lower the request rate.",
+            status_code=status,
+            request_id=request_id,
+        )
     if status >= 500:
         return ServerError(
             f"The provider failed (HTTP {status}){tries}: {message}{suffix}. This is on the "
-            "provider's side; try again later.", status_code=status, request_id=request_id)
+            "provider's side; try again later.",
+            status_code=status,
+            request_id=request_id,
+        )
     if status in (400, 413, 422):
         return BadRequestError(
             f"The provider rejected the request (HTTP {status}): {message}{suffix}",
-            status_code=status, request_id=request_id)
-    return APIError(f"HTTP {status}: {message}{suffix}", status_code=status,
-                    request_id=request_id)
+            status_code=status,
+            request_id=request_id,
+        )
+    return APIError(f"HTTP {status}: {message}{suffix}", status_code=status, request_id=request_id)
 
 
-def _mentions_thinking_budget(message: str) -> bool:
+def _refuses_thinking_budget(message: str) -> bool:
+    """True when a 400 says the provider does not know the parameter (not that its value
+    is wrong: a bad value must reach the user, not be dropped silently)."""
     lowered = message.lower()
-    return "thinking_budget" in lowered or "thinking budget" in lowered or (
-        "budget" in lowered and ("unrecognized" in lowered or "extra" in lowered))
+    if "thinking_budget" not in lowered and "thinking budget" not in lowered:
+        return False
+    return any(
+        word in lowered
+        for word in (
+            "unrecognized",
+            "unrecognised",
+            "unknown",
+            "unsupported",
+            "not supported",
+            "extra",
+            "not permitted",
+            "not allowed",
+            "additional propert",
+            "unexpected",
+        )
+    )
 
 
 class ResponseStream:
     """Iterate for events (the last one is `Finished`); `.response` is the snapshot so far."""
 
-    def __init__(self, request: ChatRequest, settings: Settings, *,
-                 http: httpx.Client | None = None, assume_thinking: bool | None = None,
-                 backoff: Any = None) -> None:
+    def __init__(
+        self,
+        request: ChatRequest,
+        settings: Settings,
+        *,
+        http: httpx.Client | None = None,
+        assume_thinking: bool | None = None,
+        backoff: Any = None,
+    ) -> None:
         self.request = request
         self._backoff = backoff if backoff is not None else shared_backoff.get()
         self.settings = settings
@@ -181,13 +236,19 @@ class ResponseStream:
     def _snapshot(self, **extra: Any) -> QwenResponse:
         usage_cost = self.cost_usd
         fields: dict[str, Any] = {
-            "attempts": max(1, self.attempts), "provider": self.settings.provider.name,
-            "images": self.request.images, "notes": tuple(self.notes), "complete": self.complete,
+            "attempts": max(1, self.attempts),
+            "provider": self.settings.provider.name,
+            "images": self.request.images,
+            "notes": tuple(self.notes),
+            "complete": self.complete,
         }
         response = self._accumulator.snapshot(**{**fields, **extra})
         if usage_cost is not None and response.usage.cost_usd is None:
-            response = response.replace(usage=response.usage.__class__(
-                **{**response.usage.__dict__, "cost_usd": usage_cost}))
+            response = response.replace(
+                usage=response.usage.__class__(
+                    **{**response.usage.__dict__, "cost_usd": usage_cost}
+                )
+            )
         if response.model is None:
             response = response.replace(model=self.request.model)
         return response
@@ -201,73 +262,109 @@ class ResponseStream:
     def _events(self) -> Iterator[StreamEvent]:
         import httpx
 
-        payload = build_payload(self.request,
-                                thinking_budget_param=self.settings.provider.thinking_budget_param)
-        response = self._connect(payload)
+        payload = build_payload(
+            self.request, thinking_budget_param=self.settings.provider.thinking_budget_param
+        )
+        try:
+            response = self._connect(payload)
+        except QwenError as error:
+            raise self._fail(error) from None
         self._response = response
         done = False
         try:
-            if self.request.options.stream:
+            streamed = self.request.options.stream and not response.headers.get(
+                "content-type", ""
+            ).startswith("application/json")
+            if streamed:
                 decoder = SSEDecoder()
                 for raw in response.iter_bytes():
                     for data in decoder.decode(raw):
                         if data == "[DONE]":
                             done = True
                             break
-                        yield from self._accumulator.handle_chunk(_parse_chunk(data))
+                        yield from self._accumulator.handle_chunk(parse_chunk(data))
                     if done:
                         break
                     if self._stop.is_set():
-                        raise Interrupted("Stopped by the user; the partial reply is kept.")
+                        raise Interrupted(STOPPED)
                 if not done:
                     for data in decoder.flush():
                         if data != "[DONE]":
-                            yield from self._accumulator.handle_chunk(_parse_chunk(data))
+                            yield from self._accumulator.handle_chunk(parse_chunk(data))
             else:
-                yield from self._accumulator.handle_chunk(_parse_chunk(response.read().decode()))
+                # Also a server that ignored "stream": true and sent one JSON body.
+                body = response.read().decode("utf-8", "replace")
+                yield from self._accumulator.handle_chunk(parse_chunk(body))
                 done = True
             yield from self._accumulator.finish()
             if self._stop.is_set() and not done:
-                raise Interrupted("Stopped by the user; the partial reply is kept.")
+                raise Interrupted(STOPPED)
             if not done and self._accumulator.finish_reason is None:
-                raise StreamError("The stream ended before the model finished (no [DONE] and "
-                                  "no finish reason). The partial reply is kept; run the cell "
-                                  "again for a full one.")
+                raise StreamError(
+                    "The stream ended before the model finished (no [DONE] and "
+                    "no finish reason). The partial reply is kept; run the cell "
+                    "again for a full one."
+                )
             self.complete = True
             yield Finished(self._snapshot())
         except QwenError as error:
             raise self._fail(error) from None
         except KeyboardInterrupt:
-            raise self._fail(Interrupted("Interrupted; the partial reply is kept.")) from None
-        except httpx.ReadTimeout:
-            raise self._fail(APITimeoutError(
-                f"Read timeout: no data from the server for {self.settings.read_timeout:g} s "
-                "between chunks. The partial reply is kept. Raise it with --timeout or "
-                "QWEN_NB_TIMEOUT.", kind="read")) from None
-        except (httpx.TransportError, OSError) as exc:
+            raise self._fail(Interrupted(INTERRUPTED)) from None
+        except httpx.TimeoutException:
+            raise self._fail(
+                APITimeoutError(
+                    f"Read timeout: no data from the server for {self.settings.read_timeout:g} s "
+                    "between chunks. The partial reply is kept. Allow longer silences with "
+                    "--timeout SECONDS or QWEN_NB_TIMEOUT.",
+                    kind="read",
+                )
+            ) from None
+        except (httpx.HTTPError, OSError) as exc:
             if self._stop.is_set():
-                raise self._fail(Interrupted("Stopped by the user; the partial reply is kept.")
-                                 ) from None
-            raise self._fail(StreamError(
-                f"The connection broke mid-stream ({type(exc).__name__}). The partial reply "
-                "is kept; it was not retried, to avoid paying twice.")) from None
+                raise self._fail(Interrupted(STOPPED)) from None
+            if self._accumulator.finish_reason is not None:
+                # The model had finished; only the usage chunk or [DONE] was lost.
+                self.notes.append(
+                    "the connection closed after the finish reason; usage may be missing"
+                )
+                yield from self._accumulator.finish()
+                self.complete = True
+                yield Finished(self._snapshot())
+                return
+            raise self._fail(
+                StreamError(
+                    f"The connection broke mid-stream ({type(exc).__name__}). The partial reply "
+                    "is kept; it was not retried, to avoid paying twice."
+                )
+            ) from None
         finally:
             response.close()
             self._response = None
 
     def _connect(self, payload: dict[str, Any]) -> httpx.Response:
-        """Send the request; retry 429 / 5xx / refused connections before any byte of the
-        reply has arrived, within max_attempts and max_retry_time."""
+        """Send the request; retry 429 / 5xx / refused or reset connections while no byte
+        of a reply has arrived, within max_attempts and max_retry_time."""
         import httpx
 
         http = self._http or shared_http()
         settings = self.settings
         key = settings.require_key()
-        headers = {"Accept": "text/event-stream" if payload.get("stream") else "application/json"}
+        # httpx.Headers masks Authorization in its repr, so even a verbose traceback that
+        # prints local variables shows no key.
+        headers = httpx.Headers(
+            {
+                "Accept": "text/event-stream" if payload.get("stream") else "application/json",
+                "Content-Type": "application/json",
+            }
+        )
         if key is not None:
-            headers["Authorization"] = f"Bearer {key.reveal()}"
-        timeout = httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout,
-                                write=max(30.0, settings.read_timeout))
+            headers["Authorization"] = "Bearer " + key.reveal()
+        timeout = httpx.Timeout(
+            settings.read_timeout,
+            connect=settings.connect_timeout,
+            write=max(30.0, settings.read_timeout),
+        )
         url = settings.base_url + "/chat/completions"
         started = time.monotonic()
         body = json.dumps(payload, ensure_ascii=False).encode()
@@ -280,51 +377,71 @@ class ResponseStream:
             error: QwenError
             retry_after = None
             try:
-                request = http.build_request("POST", url, content=body, timeout=timeout,
-                                             headers={**headers,
-                                                      "Content-Type": "application/json"})
-                response = http.send(request, stream=True)
-            except httpx.ConnectTimeout:
+                response = http.send(
+                    http.build_request("POST", url, content=body, headers=headers, timeout=timeout),
+                    stream=True,
+                )
+            except (httpx.ConnectTimeout, httpx.PoolTimeout):
                 error = APITimeoutError(
                     f"Connect timeout: could not connect to {settings.base_url} within "
-                    f"{settings.connect_timeout:g} s. Check the base URL and the network.",
-                    kind="connect")
-            except httpx.ReadTimeout:
+                    f"{settings.connect_timeout:g} s. Check the base URL and the network, or "
+                    "allow longer with --connect-timeout or QWEN_NB_CONNECT_TIMEOUT.",
+                    kind="connect",
+                )
+            except httpx.WriteTimeout:
+                raise APITimeoutError(
+                    f"Write timeout: sending the request took longer than "
+                    f"{max(30.0, settings.read_timeout):g} s (large images on a slow link?). "
+                    "Lower --max-pixels or raise --timeout.",
+                    kind="write",
+                ) from None
+            except httpx.TimeoutException:
+                # The request reached the server, which may be working on it: retrying could
+                # pay twice, so this is reported instead.
                 raise APITimeoutError(
                     f"Read timeout: the server sent nothing for {settings.read_timeout:g} s "
-                    "after the request. Raise it with --timeout or QWEN_NB_TIMEOUT.",
-                    kind="read") from None
-            except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as exc:
+                    "after the request. Allow longer with --timeout SECONDS or "
+                    "QWEN_NB_TIMEOUT.",
+                    kind="read",
+                ) from None
+            except httpx.TransportError as exc:  # refused, reset, DNS, closed before a byte
+                if self._stop.is_set():
+                    raise Interrupted("Stopped before the reply started.") from None
                 error = APIConnectionError(
                     f"Could not reach {settings.base_url} ({type(exc).__name__}: "
-                    f"{_short(exc)}). Check the base URL, that the server is running, and "
-                    "the network.")
+                    f"{_short(exc, key)}). Check the base URL, that the server is running, "
+                    "and the network."
+                )
             except KeyboardInterrupt:
                 raise Interrupted("Interrupted before the reply started.") from None
             else:
-                if response.status_code == 200:
-                    spent = response.headers.get("x-aimlapi-usd-spent")
-                    if spent:
-                        try:
-                            self.cost_usd = float(spent)
-                        except ValueError:
-                            pass
-                    request_id = response.headers.get("x-request-id")
-                    if request_id and not self._accumulator.request_id:
-                        self._accumulator.request_id = request_id
+                if 200 <= response.status_code < 300:
+                    self._read_headers(response)
                     return response
-                raw = response.read()
-                response.close()
-                error = api_error(response.status_code, raw, response.headers,
-                                  attempts=self.attempts)
-                if (response.status_code in (400, 422) and "thinking_budget" in payload
-                        and _mentions_thinking_budget(str(error))):
-                    # Not every provider documents thinking_budget; those that refuse it
-                    # get the request again without it, and the Details tab says so.
-                    body = json.dumps({k: v for k, v in payload.items()
-                                       if k != "thinking_budget"}, ensure_ascii=False).encode()
+                try:
+                    raw = response.read()
+                except httpx.HTTPError:
+                    raw = b""
+                except KeyboardInterrupt:
+                    raise Interrupted("Interrupted before the reply started.") from None
+                finally:
+                    response.close()
+                error = api_error(
+                    response.status_code, raw, response.headers, attempts=self.attempts
+                )
+                if (
+                    response.status_code in (400, 422)
+                    and "thinking_budget" in payload
+                    and _refuses_thinking_budget(error.message)
+                ):
+                    # Not every provider documents thinking_budget; one that does not know
+                    # it gets the request again without it, and the Details tab says so.
+                    # That refused request is not counted as an attempt.
                     payload = {k: v for k, v in payload.items() if k != "thinking_budget"}
-                    self.notes.append("provider refused thinking_budget; sent without it")
+                    body = json.dumps(payload, ensure_ascii=False).encode()
+                    self.notes.append(
+                        "the provider does not accept thinking_budget; sent without it"
+                    )
                     self.attempts -= 1
                     continue
                 if response.status_code not in RETRY_STATUSES:
@@ -333,23 +450,56 @@ class ResponseStream:
             delay = retry_delay(self.attempts, retry_after)
             if self._backoff is not None and isinstance(error, RateLimitError):
                 self._backoff.pause(delay)
-            out_of_time = time.monotonic() - started + delay > settings.max_retry_time
-            if self.attempts >= settings.max_attempts or out_of_time:
-                if self.attempts > 1 and isinstance(error, APIConnectionError):
-                    error.message += f" (tried {self.attempts} times)"
-                    error.args = (error.message,)
-                raise error
-            if self._stop.wait(delay):
-                raise Interrupted("Stopped while waiting to retry.")
+            time_left = settings.max_retry_time - (time.monotonic() - started)
+            if self.attempts >= settings.max_attempts or delay > time_left:
+                raise self._gave_up(error, delay, time_left, retry_after)
+            try:
+                if self._stop.wait(delay):
+                    raise Interrupted("Stopped while waiting to retry.")
+            except KeyboardInterrupt:
+                raise Interrupted(
+                    "Interrupted while waiting to retry; nothing was received."
+                ) from None
+
+    def _read_headers(self, response: httpx.Response) -> None:
+        spent = response.headers.get("x-aimlapi-usd-spent")
+        if spent:
+            try:
+                self.cost_usd = float(spent)
+            except ValueError:
+                pass
+        request_id = response.headers.get("x-request-id")
+        if request_id and not self._accumulator.request_id:
+            self._accumulator.request_id = request_id
+
+    def _gave_up(
+        self, error: QwenError, delay: float, time_left: float, retry_after: str | None
+    ) -> QwenError:
+        """The last error, saying how many attempts were made and why there is no next."""
+        extra = ""
+        if self.attempts > 1 and not isinstance(error, APIError):
+            extra += f" (tried {self.attempts} times)"
+        if self.attempts < self.settings.max_attempts:
+            if parse_retry_after(retry_after) is not None:
+                extra += (
+                    f" The server asked to wait {delay:.0f} s before retrying, longer "
+                    f"than the {max(0.0, time_left):.0f} s left of max_retry_time."
+                )
+            else:
+                extra += " Out of retry time (max_retry_time)."
+        if extra:
+            error.message += extra
+            error.args = (error.message,)
+        return error
 
 
-def _parse_chunk(data: str) -> Any:
-    try:
-        return json.loads(data)
-    except ValueError:
-        raise StreamError(f"The provider sent a malformed chunk: {data[:120]!r}") from None
+STOPPED = "Stopped by the user; the partial reply is kept."
+INTERRUPTED = "Interrupted by the user; the partial reply is kept."
 
 
-def _short(exc: BaseException) -> str:
+def _short(exc: BaseException, key: Secret | None = None) -> str:
+    """An exception's text, clipped, and never with the key in it (h11 quotes bad headers)."""
     text = str(exc) or type(exc).__name__
+    if key is not None and key.reveal() in text:
+        text = text.replace(key.reveal(), "********")
     return text if len(text) < 160 else text[:157] + "..."

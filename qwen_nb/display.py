@@ -7,6 +7,7 @@ display handle by the static bundle, so a saved notebook keeps text, not widget 
 
 from __future__ import annotations
 
+import html
 import sys
 import time
 from typing import Any
@@ -27,7 +28,8 @@ def in_kernel(shell: Any = None) -> bool:
             return False
         shell = get_ipython()
     return shell is not None and any(
-        cls.__name__ == "ZMQInteractiveShell" for cls in type(shell).__mro__)
+        cls.__name__ == "ZMQInteractiveShell" for cls in type(shell).__mro__
+    )
 
 
 def make_view(shell: Any = None, *, max_rate: float = 12.0) -> LiveView | TerminalView:
@@ -59,8 +61,10 @@ class LiveTabs:
         self.thinking = widgets.HTML(value="")
         self.details = widgets.HTML(value="")
         self.status = widgets.HTML(value="<em>waiting for the model...</em>")
-        self.tab = widgets.Tab(children=[self.answer, self.thinking, self.details],
-                               titles=("Answer", "Thinking", "Details"))
+        self.tab = widgets.Tab(
+            children=[self.answer, self.thinking, self.details],
+            titles=("Answer", "Thinking", "Details"),
+        )
         self.box = widgets.VBox([self.tab, self.status])
 
     def show_text(self, thinking: str, answer: str) -> None:
@@ -81,7 +85,7 @@ class LiveTabs:
         self.thinking.value = thinking_html(response.thinking)
         self.details.value = details_table(response)
         warning = status_message(response)
-        self.status.value = f"⚠ {warning}" if warning else ""
+        self.status.value = f"⚠ {html.escape(warning)}" if warning else ""
         self.tab.selected_index = ANSWER if response.answer or not response.thinking else THINKING
 
     def close(self) -> None:
@@ -134,8 +138,11 @@ class LiveView:
 
     def fail(self, error: QwenError) -> None:
         response = error.response or QwenResponse(
-            answer="".join(self.text.answer), thinking="".join(self.text.thinking),
-            complete=False, error=error.message)
+            answer="".join(self.text.answer),
+            thinking="".join(self.text.thinking),
+            complete=False,
+            error=error.message,
+        )
         self._finalize(response)
 
     def _finalize(self, response: QwenResponse) -> None:
@@ -181,5 +188,6 @@ class TerminalView:
         self.out.write(
             f"[{response.model} | tokens: prompt {usage.prompt_tokens}, completion "
             f"{usage.completion_tokens}, reasoning {usage.reasoning_tokens} | "
-            f"{response.elapsed or 0:.2f} s]\n")
+            f"{response.elapsed or 0:.2f} s]\n"
+        )
         self.out.flush()

@@ -18,11 +18,14 @@ from ._types import DEFAULT_MAX_PIXELS, PromptPart
 class QwenMagics(Magics):
     """Talk to Qwen3-VL from cells. Every trait can be set with `%config QwenMagics.x = ...`."""
 
-    provider = Unicode("", help="Provider preset: aimlapi, dashscope, dashscope-cn, "
-                       "openrouter, vllm, ollama, lmstudio, llamacpp, local, offline."
-                       ).tag(config=True)
-    base_url = Unicode("", help="OpenAI-compatible base URL (the part before "
-                       "/chat/completions).").tag(config=True)
+    provider = Unicode(
+        "",
+        help="Provider preset: aimlapi, dashscope, dashscope-cn, "
+        "openrouter, vllm, ollama, lmstudio, llamacpp, local, offline.",
+    ).tag(config=True)
+    base_url = Unicode(
+        "", help="OpenAI-compatible base URL (the part before /chat/completions)."
+    ).tag(config=True)
     model = Unicode("", help="Model name; empty means the provider's default.").tag(config=True)
     system = Unicode("", help="Default system prompt.").tag(config=True)
     max_pixels = Int(DEFAULT_MAX_PIXELS, help="Pixel budget per image.").tag(config=True)
@@ -30,12 +33,24 @@ class QwenMagics(Magics):
     temperature = Float(-1.0, help="Default temperature (-1: provider default).").tag(config=True)
     thinking_budget = Int(0, help="Default thinking budget (0: none).").tag(config=True)
     timeout = Float(0.0, help="Read timeout between chunks, seconds (0: default 120).").tag(
-        config=True)
+        config=True
+    )
+    connect_timeout = Float(0.0, help="Connect timeout, seconds (0: default 10).").tag(config=True)
+    max_attempts = Int(0, help="Attempts for 429 / 5xx / refused connections (0: default 4).").tag(
+        config=True
+    )
+    max_retry_time = Float(-1.0, help="Total seconds spent retrying (-1: default 60).").tag(
+        config=True
+    )
     inline_urls = Bool(False, help="Fetch http(s) images and send them inline.").tag(config=True)
-    cache_mode = Unicode("", help="Record/replay cache: off, auto, replay or record "
-                         "(QWEN_NB_CACHE_MODE wins; empty: off).").tag(config=True)
-    cache_dir = Unicode("", help="Cache folder (QWEN_NB_CACHE wins; empty: .qwen_cache/ in "
-                        "the working directory).").tag(config=True)
+    cache_mode = Unicode(
+        "",
+        help="Record/replay cache: off, auto, replay or record "
+        "(QWEN_NB_CACHE_MODE wins; empty: off).",
+    ).tag(config=True)
+    cache_dir = Unicode(
+        "", help="Cache folder (QWEN_NB_CACHE wins; empty: .qwen_cache/ in the working directory)."
+    ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
@@ -44,37 +59,71 @@ class QwenMagics(Magics):
 
     def config_values(self) -> dict[str, Any]:
         """The traits that feed settings resolution (empty means unset)."""
-        return {"provider": self.provider or None, "base_url": self.base_url or None,
-                "model": self.model or None, "timeout": self.timeout or None}
+        return {
+            "provider": self.provider or None,
+            "base_url": self.base_url or None,
+            "model": self.model or None,
+            "timeout": self.timeout or None,
+            "connect_timeout": self.connect_timeout or None,
+            "max_attempts": self.max_attempts or None,
+            "max_retry_time": self.max_retry_time if self.max_retry_time >= 0 else None,
+        }
 
     @magic_arguments()
-    @argument("-i", "--image", action="append", default=[], metavar="EXPR",
-              help="An image-like expression from the namespace (repeatable); sent before "
-              "the text.")
+    @argument(
+        "-i",
+        "--image",
+        action="append",
+        default=[],
+        metavar="EXPR",
+        help="An image-like expression from the namespace (repeatable); sent before the text.",
+    )
     @argument("-m", "--model", help="Model name.")
     @argument("-s", "--system", help="System prompt.")
     @argument("-t", "--temperature", type=float, help="Sampling temperature (0 to 2).")
     @argument("--top-p", type=float, help="Nucleus sampling (above 0, at most 1).")
     @argument("--max-tokens", type=int, help="Upper limit on generated tokens.")
     @argument("--seed", type=int, help="Sampling seed, where the provider supports it.")
-    @argument("--thinking-budget", type=int,
-              help="Limit on thinking tokens (sent as thinking_budget where accepted).")
+    @argument(
+        "--thinking-budget",
+        type=int,
+        help="Limit on thinking tokens (sent as thinking_budget where accepted).",
+    )
     @argument("--provider", help="Provider preset (e.g. aimlapi, dashscope, vllm, offline).")
     @argument("--base-url", help="OpenAI-compatible base URL.")
     @argument("--max-pixels", type=int, help="Pixel budget per image.")
     @argument("--timeout", type=float, help="Read timeout between chunks, in seconds.")
-    @argument("--inline-urls", action="store_true",
-              help="Fetch http(s) image URLs and send them inline.")
+    @argument("--connect-timeout", type=float, help="Connect timeout, in seconds.")
+    @argument(
+        "--max-attempts",
+        type=int,
+        help="Attempts for 429 / 5xx / refused connections (1: no retry).",
+    )
+    @argument(
+        "--inline-urls", action="store_true", help="Fetch http(s) image URLs and send them inline."
+    )
     @argument("--no-stream", action="store_true", help="Wait for the whole reply.")
-    @argument("--no-interpolate", action="store_true",
-              help="Send the cell text as written, without {name} references.")
+    @argument(
+        "--no-interpolate",
+        action="store_true",
+        help="Send the cell text as written, without {name} references.",
+    )
     @argument("-o", "--out", metavar="NAME", help="Also store the result in this variable.")
-    @argument("--chat", nargs="?", const="default", metavar="NAME",
-              help="Continue the conversation NAME (default: 'default'): earlier turns are "
-              "sent first (answers without thinking). See %%qwen_history, %%qwen_reset.")
-    @argument("--cache", metavar="MODE", choices=("off", "auto", "replay", "record"),
-              help="Record/replay cache: off, auto (replay a hit, record a miss), replay "
-              "(a miss is an error), record (always call and save).")
+    @argument(
+        "--chat",
+        nargs="?",
+        const="default",
+        metavar="NAME",
+        help="Continue the conversation NAME (default: 'default'): earlier turns are "
+        "sent first (answers without thinking). See %%qwen_history, %%qwen_reset.",
+    )
+    @argument(
+        "--cache",
+        metavar="MODE",
+        choices=("off", "auto", "replay", "record"),
+        help="Record/replay cache: off, auto (replay a hit, record a miss), replay "
+        "(a miss is an error), record (always call and save).",
+    )
     @argument("prompt", nargs="*", help="With %%qwen on one line: the prompt.")
     @line_cell_magic
     def qwen(self, line: str, cell: str | None = None) -> None:
@@ -86,8 +135,10 @@ class QwenMagics(Magics):
         args = parse_line(self.qwen, line)
         text = cell if cell is not None else " ".join(args.prompt)
         if cell is not None and args.prompt:
-            raise InputError(f"Unexpected words after %%qwen: {' '.join(args.prompt)!r}. "
-                             "Options start with - (see %%qwen?); the prompt goes in the cell.")
+            raise InputError(
+                f"Unexpected words after %%qwen: {' '.join(args.prompt)!r}. "
+                "Options start with - (see %%qwen?); the prompt goes in the cell."
+            )
         self._ask(args, text)
 
     def _ask(self, args: Any, text: str) -> None:
@@ -101,16 +152,24 @@ class QwenMagics(Magics):
         if args.out is not None and not args.out.isidentifier():
             raise InputError(f"--out {args.out!r} is not a valid variable name.")
         settings = resolve_settings(
-            provider=args.provider, base_url=args.base_url, model=args.model,
-            timeout=args.timeout, config=self.config_values())
+            provider=args.provider,
+            base_url=args.base_url,
+            model=args.model,
+            timeout=args.timeout,
+            connect_timeout=args.connect_timeout,
+            max_attempts=args.max_attempts,
+            config=self.config_values(),
+        )
         options = api.make_options(
-            temperature=_pick(args.temperature, self.temperature if self.temperature >= 0
-                              else None),
+            temperature=_pick(
+                args.temperature, self.temperature if self.temperature >= 0 else None
+            ),
             top_p=args.top_p,
             max_tokens=_pick(args.max_tokens, self.max_tokens or None),
             seed=args.seed,
             thinking_budget=_pick(args.thinking_budget, self.thinking_budget or None),
-            stream=not args.no_stream)
+            stream=not args.no_stream,
+        )
         max_pixels = _pick(args.max_pixels, self.max_pixels)
         if max_pixels <= 0:
             raise InputError(f"--max-pixels must be positive, not {max_pixels}.")
@@ -119,8 +178,9 @@ class QwenMagics(Magics):
         from .images import prepare_images
 
         def prepare(value: Any, label: str) -> list[PromptPart]:
-            return list(prepare_images(value, label=label, max_pixels=max_pixels,
-                                       inline_urls=inline))
+            return list(
+                prepare_images(value, label=label, max_pixels=max_pixels, inline_urls=inline)
+            )
 
         namespace = self.shell.user_ns
         parts: list[PromptPart] = []
@@ -138,10 +198,13 @@ class QwenMagics(Magics):
             from . import conversation
 
             chat = conversation.get(args.chat)
-        request = api.build_request(parts, model=settings.model,
-                                    system=_pick(args.system, self.system or None),
-                                    history=chat.messages() if chat is not None else (),
-                                    options=options)
+        request = api.build_request(
+            parts,
+            model=settings.model,
+            system=_pick(args.system, self.system or None),
+            history=chat.messages() if chat is not None else (),
+            options=options,
+        )
         view = make_view(self.shell)
         note = chat.history_note() if chat is not None else None
         if note:  # the Details tab says what the history cost
@@ -166,8 +229,10 @@ class QwenMagics(Magics):
         """--cache, then QWEN_NB_CACHE_MODE, then %config (QWEN_NB_CACHE before cache_dir)."""
         from .cache import resolve_dir, resolve_mode
 
-        return {"cache": resolve_mode(mode, config=self.cache_mode or None),
-                "cache_dir": resolve_dir(config=self.cache_dir or None)}
+        return {
+            "cache": resolve_mode(mode, config=self.cache_mode or None),
+            "cache_dir": resolve_dir(config=self.cache_dir or None),
+        }
 
     def _evaluate(self, expression: str) -> Any:
         expression = expression.strip()
@@ -178,8 +243,9 @@ class QwenMagics(Magics):
         try:
             return eval(expression, self.shell.user_global_ns, self.shell.user_ns)  # noqa: S307
         except NameError as exc:
-            raise ImageError(f"-i {expression}: {exc}. Define it in a cell above, or check "
-                             "the spelling.") from None
+            raise ImageError(
+                f"-i {expression}: {exc}. Define it in a cell above, or check the spelling."
+            ) from None
         except Exception as exc:
             raise ImageError(f"-i {expression} raised {type(exc).__name__}: {exc}") from None
 

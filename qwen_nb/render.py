@@ -32,16 +32,36 @@ def _markdown() -> MarkdownIt:
     md.enable(["table", "strikethrough"])
     # Math is kept as TeX between \( \) / \[ \] so the notebook's MathJax typesets it, and
     # Markdown never turns the underscores of x_1 into emphasis.
-    md.use(dollarmath_plugin, allow_space=True, double_inline=True,
-           renderer=lambda content, opts: html.escape(content))
-    md.add_render_rule("math_inline", lambda self, tokens, idx, options, env:
-                       f'<span class="math">\\({html.escape(tokens[idx].content)}\\)</span>')
-    md.add_render_rule("math_block", lambda self, tokens, idx, options, env:
-                       f'<div class="math">\\[{html.escape(tokens[idx].content)}\\]</div>\n')
-    md.add_render_rule("math_inline_double", lambda self, tokens, idx, options, env:
-                       f'<div class="math">\\[{html.escape(tokens[idx].content)}\\]</div>')
-    md.add_render_rule("math_block_label", lambda self, tokens, idx, options, env:
-                       f'<div class="math">\\[{html.escape(tokens[idx].content)}\\]</div>\n')
+    md.use(
+        dollarmath_plugin,
+        allow_space=True,
+        double_inline=True,
+        renderer=lambda content, opts: html.escape(content),
+    )
+    md.add_render_rule(
+        "math_inline",
+        lambda self, tokens, idx, options, env: (
+            f'<span class="math">\\({html.escape(tokens[idx].content)}\\)</span>'
+        ),
+    )
+    md.add_render_rule(
+        "math_block",
+        lambda self, tokens, idx, options, env: (
+            f'<div class="math">\\[{html.escape(tokens[idx].content)}\\]</div>\n'
+        ),
+    )
+    md.add_render_rule(
+        "math_inline_double",
+        lambda self, tokens, idx, options, env: (
+            f'<div class="math">\\[{html.escape(tokens[idx].content)}\\]</div>'
+        ),
+    )
+    md.add_render_rule(
+        "math_block_label",
+        lambda self, tokens, idx, options, env: (
+            f'<div class="math">\\[{html.escape(tokens[idx].content)}\\]</div>\n'
+        ),
+    )
     md.validateLink = _safe_link
     return md
 
@@ -72,8 +92,10 @@ def format_seconds(value: float | None) -> str:
 def details_rows(response: QwenResponse) -> list[tuple[str, str]]:
     """The Details tab as (label, value) rows: model, tokens, timing, images, notes."""
     usage = response.usage
-    tokens = (f"prompt {_n(usage.prompt_tokens)} / completion {_n(usage.completion_tokens)}"
-              f" / reasoning {_n(usage.reasoning_tokens)} / total {_n(usage.total_tokens)}")
+    tokens = (
+        f"prompt {_n(usage.prompt_tokens)} / completion {_n(usage.completion_tokens)}"
+        f" / reasoning {_n(usage.reasoning_tokens)} / total {_n(usage.total_tokens)}"
+    )
     rows = [
         ("Model", response.model or "-"),
         ("Provider", response.provider or "-"),
@@ -96,9 +118,11 @@ def details_rows(response: QwenResponse) -> list[tuple[str, str]]:
         original = "x".join(map(str, image.original_size)) if image.original_size else "?"
         sent = "x".join(map(str, image.sent_size)) if image.sent_size else "as URL"
         tokens_est = image.visual_tokens
-        value = (f"{image.source}: {original} -> {sent}, {image.format or '?'}, "
-                 f"{image.nbytes / 1024:.0f} KiB"
-                 + (f", ~{tokens_est} visual tokens" if tokens_est else ""))
+        value = (
+            f"{image.source}: {original} -> {sent}, {image.format or '?'}, "
+            f"{image.nbytes / 1024:.0f} KiB"
+            + (f", ~{tokens_est} visual tokens" if tokens_est else "")
+        )
         if image.notes:
             value += " (" + "; ".join(image.notes) + ")"
         rows.append((f"Image {index}", value))
@@ -115,16 +139,25 @@ def status_message(response: QwenResponse) -> str | None:
     """A one-line warning when the reply is not a plain, finished answer."""
     if not response.complete:
         return f"Incomplete reply: {response.error or 'stopped'}"
+    if response.refusal:
+        return f"The model refused to answer: {response.refusal}"
     if response.finish_reason == "length":
         thinking = response.usage.reasoning_tokens
-        used = f" (the thinking used {thinking:,} tokens)" if thinking else ""
-        return ("The reply was cut at the token limit" + used +
-                ". Raise the limit with --max-tokens (or lower --thinking-budget).")
+        used = (
+            f"; the thinking used {thinking:,} of them"
+            if thinking is not None
+            else "; the provider did not say how many the thinking used"
+        )
+        return (
+            "The reply was cut at the token limit" + used + ". Raise the limit with "
+            "--max-tokens (max_tokens= in ask()), or lower --thinking-budget."
+        )
     if response.finish_reason == "content_filter":
-        return "The provider's content filter stopped this reply."
+        return "The provider's content filter stopped this reply (finish reason content_filter)."
+    if response.finish_reason == "refusal":
+        return "The model refused to answer (finish reason refusal)."
     if response.complete and not response.answer.strip():
-        return "The model gave no answer text" + (" (only thinking)." if response.thinking
-                                                   else ".")
+        return "The model gave no answer text" + (" (only thinking)." if response.thinking else ".")
     return None
 
 
@@ -148,10 +181,14 @@ def tabs_html(response: QwenResponse) -> str:
     """The static tabbed view: CSS-only tabs, stacked sections where CSS is stripped."""
     uid = uuid.uuid4().hex[:10]
     panels = [
-        ("answer", "Answer", markdown_html(response.answer) or "<p><em>(no answer)</em></p>"),
-        ("thinking", "Thinking",
-         thinking_html(response.thinking) if response.thinking
-         else "<p><em>(no thinking trace)</em></p>"),
+        ("answer", "Answer", markdown_html(response.answer) or _no_answer_html(response)),
+        (
+            "thinking",
+            "Thinking",
+            thinking_html(response.thinking)
+            if response.thinking
+            else "<p><em>(no thinking trace)</em></p>",
+        ),
         ("details", "Details", details_table(response)),
     ]
     pieces = [_STYLE, f'<div class="{CSS_CLASS}" data-qwen-nb="static">']
@@ -171,10 +208,18 @@ def tabs_html(response: QwenResponse) -> str:
     return "".join(pieces)
 
 
+def _no_answer_html(response: QwenResponse) -> str:
+    if response.refusal:
+        return f"<p><em>Refused:</em> {html.escape(response.refusal)}</p>"
+    return "<p><em>(no answer)</em></p>"
+
+
 def details_table(response: QwenResponse) -> str:
-    rows = "".join(f"<tr><th style='text-align:left'>{html.escape(label)}</th>"
-                   f"<td style='text-align:left'>{html.escape(value)}</td></tr>"
-                   for label, value in details_rows(response))
+    rows = "".join(
+        f"<tr><th style='text-align:left'>{html.escape(label)}</th>"
+        f"<td style='text-align:left'>{html.escape(value)}</td></tr>"
+        for label, value in details_rows(response)
+    )
     return f'<table class="{CSS_CLASS}-details">{rows}</table>'
 
 
@@ -183,11 +228,12 @@ _INLINE_CODE = re.compile(r"(`+)(.+?)\1")
 
 
 def inert_markdown(text: str) -> str:
-    """Markdown with `<` outside code escaped, so a renderer that allows HTML shows tags as
-    text instead of running them."""
+    """Markdown with `<` outside code escaped and links to unsafe schemes (javascript:,
+    data:, ...) broken, so a renderer that allows HTML shows them as text."""
     out: list[str] = []
     fence: str | None = None
-    for line in text.split("\n"):
+    lines = text.split("\n")
+    for number, line in enumerate(lines):
         match = _FENCE.match(line)
         if fence is not None:
             if match and match.group(1)[0] == fence[0] and len(match.group(1)) >= len(fence):
@@ -198,25 +244,60 @@ def inert_markdown(text: str) -> str:
             fence = match.group(1)
             out.append(line)
             continue
+        after = "\n".join(lines[number + 1 : number + 3])  # a destination may wrap
         pieces, last = [], 0
         for code in _INLINE_CODE.finditer(line):
-            pieces.append(line[last:code.start()].replace("<", "&lt;"))
+            pieces.append(_inert_text(line[last : code.start()], line[code.start() :] + after))
             pieces.append(code.group(0))
             last = code.end()
-        pieces.append(line[last:].replace("<", "&lt;"))
-        out.append("".join(pieces))
+        pieces.append(_inert_text(line[last:], after))
+        out.append(_defuse_definition("".join(pieces)))
     return "\n".join(out)
+
+
+_LINK_OPEN = re.compile(r"\]\(")
+_DEFINITION = re.compile(r"^(\s{0,3})\[([^\]]*)\]:(.*)$")
+
+
+def _inert_text(segment: str, following: str) -> str:
+    """Escape `<` and break `](dest` where dest is not a safe link."""
+    segment = segment.replace("<", "&lt;")
+
+    def defuse(match: re.Match[str]) -> str:
+        destination = (segment[match.end() :] + "\n" + following)[:200]
+        return match.group(0) if _safe_destination(destination) else "]\\("
+
+    return _LINK_OPEN.sub(defuse, segment)
+
+
+def _defuse_definition(line: str) -> str:
+    """`[label]: javascript:...` (a reference definition) loses its meaning."""
+    match = _DEFINITION.match(line)
+    if match and not _safe_destination(match.group(3)):
+        return f"{match.group(1)}\\[{match.group(2)}]:{match.group(3)}"
+    return line
+
+
+def _safe_destination(text: str) -> bool:
+    """Would a Markdown renderer (after entity decoding, with browsers ignoring control
+    characters and whitespace) see a link to a safe scheme or a relative one?"""
+    text = html.unescape(text.replace("&lt;", "<"))
+    text = re.sub(r"[\x00-\x20\x7f<]+", "", text)
+    text = text.replace("\\", "")
+    return _safe_link(text)
 
 
 def markdown_text(response: QwenResponse) -> str:
     """The `text/markdown` fallback: answer, then the thinking in a collapsed block."""
     parts = [inert_markdown(response.answer) or "*(no answer)*"]
     if response.thinking:
-        parts.append(f"<details><summary>Thinking</summary>\n\n<pre>"
-                     f"{html.escape(response.thinking)}</pre>\n\n</details>")
+        parts.append(
+            f"<details><summary>Thinking</summary>\n\n<pre>"
+            f"{html.escape(response.thinking)}</pre>\n\n</details>"
+        )
     warning = status_message(response)
     if warning:
-        parts.append(f"> ⚠ {html.escape(warning)}")
+        parts.append(f"> ⚠ {inert_markdown(html.escape(warning, quote=False))}")
     return "\n\n".join(parts)
 
 
@@ -229,22 +310,26 @@ def plain_text(response: QwenResponse) -> str:
     if warning:
         parts.append("! " + warning)
     usage = response.usage
-    parts.append(f"[{response.model or '?'} | tokens: prompt {_n(usage.prompt_tokens)}, "
-                 f"completion {_n(usage.completion_tokens)}, reasoning "
-                 f"{_n(usage.reasoning_tokens)} | {format_seconds(response.elapsed)}]")
+    parts.append(
+        f"[{response.model or '?'} | tokens: prompt {_n(usage.prompt_tokens)}, "
+        f"completion {_n(usage.completion_tokens)}, reasoning "
+        f"{_n(usage.reasoning_tokens)} | {format_seconds(response.elapsed)}]"
+    )
     return "\n".join(parts)
 
 
 def output_metadata(response: QwenResponse) -> dict[str, Any]:
     """What a saved notebook keeps about the call (never a key or a header)."""
-    return {"qwen_nb": {
-        "model": response.model,
-        "provider": response.provider,
-        "usage": {k: v for k, v in response.usage.__dict__.items() if v is not None},
-        "finish_reason": response.finish_reason,
-        "request_id": response.request_id,
-        "complete": response.complete,
-    }}
+    return {
+        "qwen_nb": {
+            "model": response.model,
+            "provider": response.provider,
+            "usage": {k: v for k, v in response.usage.__dict__.items() if v is not None},
+            "finish_reason": response.finish_reason,
+            "request_id": response.request_id,
+            "complete": response.complete,
+        }
+    }
 
 
 def static_bundle(response: QwenResponse) -> tuple[dict[str, str], dict[str, Any]]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import socket
+import struct
 import sys
 import threading
 import time
@@ -65,6 +66,8 @@ class Reply:
     crlf: bool = False
     keepalive_comments: bool = False
     close_before_response: bool = False  # reset the connection before any byte
+    reset_before_response: bool = False  # abort with a TCP RST (SO_LINGER 0) before any byte
+    refusal: str | None = None  # an OpenAI-style `refusal` delta (or message field)
 
 
 @dataclass
@@ -169,6 +172,9 @@ def completion_chunks(reply: Reply, model: str) -> list[dict]:
         deltas += [{"content": p} for p in _split(text, reply.chunk_chars)]
     else:
         raise ValueError(f"unknown style {reply.style!r}")
+    if reply.refusal is not None:
+        deltas += [{"content": None, "refusal": p} for p in _split(reply.refusal,
+                                                                   reply.chunk_chars)]
     created = 1_767_000_000
     base = {"id": reply.request_id, "object": "chat.completion.chunk", "created": created,
             "model": model}
@@ -196,6 +202,8 @@ def completion_body(reply: Reply, model: str) -> dict:
         message["content"] = f"<think>{reply.thinking}</think>\n\n{reply.answer}"
     else:
         message["content"] = f"{reply.thinking}</think>\n\n{reply.answer}"
+    if reply.refusal is not None:
+        message["refusal"] = reply.refusal
     return {
         "id": reply.request_id,
         "object": "chat.completion",
@@ -258,6 +266,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(400, {"error": {"message": "body is not JSON"}})
             return
         reply = self.fake.next_reply(body)
+        if reply.reset_before_response:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       struct.pack("ii", 1, 0))
+            self.connection.close()
+            self.close_connection = True
+            return
         if reply.close_before_response:
             self.connection.shutdown(socket.SHUT_RDWR)
             self.close_connection = True
