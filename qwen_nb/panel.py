@@ -287,12 +287,14 @@ class Panel:
     # -- display ----------------------------------------------------------------------------
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        if self._closed:
+            return {"text/plain": repr(self)}
         data = self.widget._repr_mimebundle_(include=include, exclude=exclude)
         data["text/plain"] = repr(self)
         return data
 
     def __repr__(self) -> str:
-        state = "streaming" if self.busy else "idle"
+        state = "closed" if self._closed else "streaming" if self.busy else "idle"
         return f"<qwen_nb.Panel: {len(self.history)} turns, {state}>"
 
     # -- state ------------------------------------------------------------------------------

@@ -1,0 +1,124 @@
+"""The panel in a real Jupyter kernel: the reply streams in a background thread, so other
+cells run meanwhile, and Stop (sent as the browser sends it) ends the stream.
+
+The test plays the browser: it types into the prompt and clicks the buttons with the same
+comm messages the widget front end sends.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import time
+
+import pytest
+from conftest import FAKE_KEY
+from fake_server import Reply
+
+pytestmark = pytest.mark.kernel
+
+jupyter_client = pytest.importorskip("jupyter_client")
+
+TIMEOUT = 60.0
+
+
+class Kernel:
+    """A real kernel with a blocking client, and the few things this test needs."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        from jupyter_client.manager import start_new_kernel
+
+        self.manager, self.client = start_new_kernel(kernel_name="python3", env=env,
+                                                     startup_timeout=TIMEOUT)
+        self.iopub: list[dict] = []
+
+    def run(self, code: str) -> str:
+        """Execute a cell; its stdout (raises if the cell failed)."""
+        out: list[str] = []
+        errors: list[str] = []
+
+        def collect(msg: dict) -> None:
+            self.iopub.append(msg)
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "stream":
+                out.append(content["text"])
+            elif kind == "error":
+                errors.append("\n".join(content["traceback"]))
+
+        reply = self.client.execute_interactive(code, timeout=TIMEOUT, output_hook=collect)
+        assert reply["content"]["status"] == "ok" and not errors, errors
+        return "".join(out).strip()
+
+    def comm(self, comm_id: str, data: dict) -> None:
+        """Send what the widget front end sends (a state update or a click)."""
+        message = self.client.session.msg("comm_msg", {"comm_id": comm_id, "data": data})
+        self.client.shell_channel.send(message)
+
+    def drain(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                self.iopub.append(self.client.get_iopub_msg(timeout=0.1))
+            except queue.Empty:
+                pass
+
+    def shutdown(self) -> None:
+        self.client.stop_channels()
+        self.manager.shutdown_kernel(now=True)
+
+
+def wait_for(kernel: Kernel, expression: str, expected: str, timeout: float = TIMEOUT) -> str:
+    deadline = time.monotonic() + timeout
+    value = ""
+    while time.monotonic() < deadline:
+        value = kernel.run(f"print({expression})")
+        if value == expected:
+            return value
+        time.sleep(0.2)
+    return value
+
+
+def test_cells_run_while_the_panel_streams_and_stop_ends_it(server):
+    full_answer = "word " * 400
+    server.queue(Reply(thinking="thinking a little", answer=full_answer, chunk_chars=4,
+                       chunk_delay=0.03))
+    env = {**os.environ, "QWEN_NB_BASE_URL": server.base_url, "QWEN_NB_API_KEY": FAKE_KEY,
+           "QWEN_NB_MODEL": "qwen3-vl-32b-thinking"}
+    kernel = Kernel(env)
+    try:
+        ids = kernel.run("import qwen_nb\n"
+                         "panel = qwen_nb.Panel(namespace={})\n"
+                         "print(panel.prompt.model_id, panel.send_button.model_id, "
+                         "panel.stop_button.model_id)").split()
+        prompt_id, send_id, stop_id = ids
+        # Type (the front end syncs the Textarea's value), then click Send.
+        kernel.comm(prompt_id, {"method": "update", "state": {"value": "Tell me a story"},
+                                "buffer_paths": []})
+        kernel.comm(send_id, {"method": "custom", "content": {"event": "click"}})
+        assert wait_for(kernel, "panel.busy", "True") == "True"
+
+        # Another cell runs to completion while the reply is still streaming.
+        assert kernel.run("print(sum(range(10)), panel.busy)") == "45 True"
+        assert wait_for(kernel, "'answering' in panel.status.value", "True") == "True"
+        kernel.drain(0.5)
+        # The reply thread's widget updates reached the front end as comm messages.
+        updates = [m for m in kernel.iopub if m["msg_type"] == "comm_msg"
+                   and "answering" in str(m["content"]["data"].get("state", {}))]
+        assert updates, "no live status updates were sent to the front end"
+
+        kernel.comm(stop_id, {"method": "custom", "content": {"event": "click"}})
+        assert wait_for(kernel, "panel.busy", "False") == "False"
+        result = kernel.run("r = panel.last_response\n"
+                            "print(r.complete, 0 < len(r.answer) < " + str(len(full_answer))
+                            + ", 'stopped' in panel.status.value)")
+        assert result == "False True True"
+        deadline = time.monotonic() + TIMEOUT
+        while server.active_streams and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.active_streams == 0
+        assert server.requests[-1].json["messages"] == [{"role": "user",
+                                                         "content": "Tell me a story"}]
+        # Nothing the front end received carries the key.
+        assert FAKE_KEY not in repr(kernel.iopub)
+    finally:
+        kernel.shutdown()
