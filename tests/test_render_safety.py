@@ -1,0 +1,225 @@
+"""Model output is data, not code: whatever the answer and thinking contain, every rendered
+form (live widgets, static bundle html and markdown, the panel) stays inert."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+import pytest
+from fake_server import Reply
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from qwen_nb import api
+from qwen_nb._config import resolve_settings
+from qwen_nb._types import QwenResponse, Usage
+from qwen_nb.render import markdown_html, static_bundle, tabs_html, thinking_html
+
+ALLOWED_TAGS = {
+    "a", "b", "i", "blockquote", "br", "code", "del", "div", "em", "h1", "h2", "h3", "h4", "h5", "h6",
+    "hr", "img", "input", "label", "li", "ol", "p", "pre", "s", "span", "strong", "table",
+    "tbody", "td", "th", "thead", "tr", "ul", "style", "details", "summary",
+}
+BAD_SCHEMES = ("javascript:", "vbscript:", "data:", "livescript:")
+
+PAYLOADS = [
+    "<script>alert('x')</script>",
+    "<img src=x onerror=alert(1)>",
+    "<svg/onload=alert(1)>",
+    '<a href="javascript:alert(1)">click</a>',
+    "<iframe src='https://evil.example'></iframe>",
+    "[click](javascript:alert(1))",
+    "[click](JaVaScRiPt:alert(1))",
+    "[click](&#106;avascript:alert(1))",
+    "[click](&#x6A;avascript&colon;alert(1))",
+    "[click](java&#x09;script:alert(1))",
+    "[click](<java\tscript:alert(1)>)",
+    "[click]( \x01javascript:alert(1))",
+    "[click](vbscript:msgbox(1))",
+    "[click](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)",
+    "![img](javascript:alert(1))",
+    "<javascript:alert(1)>",
+    "[ref]\n\n[ref]: javascript:alert(1)",
+    "[click](\njavascript:alert(1))",
+    '[x](http://ok.example "title" onmouseover="alert(1)")',
+    "```html\n<script>alert(1)</script>\n```",
+    "`<script>alert(1)</script>`",
+    "$x<script>alert(1)</script>$ and $$<img src=x onerror=alert(1)>$$",
+    '<div style="background:url(javascript:alert(1))">x</div>',
+    "<details open ontoggle=alert(1)>",
+    "<style>*{display:none}</style>",
+    "&lt;script&gt;alert(1)&lt;/script&gt;",
+]
+
+
+class _Collector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, list[tuple[str, str | None]]]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, attrs))
+
+    handle_startendtag = handle_starttag
+
+
+def _url_is_dangerous(value: str) -> bool:
+    # `value` is already entity-decoded (as a browser does). Then, before choosing a
+    # scheme, a browser drops tab/newline anywhere and leading C0 controls and spaces.
+    url = re.sub(r"[\t\n\r]", "", value).lstrip("\x00\x01\x02\x03\x04\x05"
+                                                                  "\x06\x07\x08\x0b\x0c\x0e"
+                                                                  "\x0f\x10 ").lower()
+    return url.startswith(BAD_SCHEMES)
+
+
+def assert_inert(markup: str, *, own_style: int = 0) -> None:
+    """No script-capable tag, no event handler, no dangerous URL in `markup`."""
+    parser = _Collector()
+    parser.feed(markup)
+    parser.close()
+    styles = 0
+    for tag, attrs in parser.tags:
+        assert tag in ALLOWED_TAGS, (tag, markup)
+        styles += tag == "style"
+        for name, value in attrs:
+            assert not name.lower().startswith("on"), (tag, name, markup)
+            if name.lower() in ("href", "src", "action", "formaction", "xlink:href"):
+                assert not _url_is_dangerous(value or ""), (tag, name, value)
+            if name.lower() == "style":
+                assert "url(" not in (value or "").lower(), value
+    assert styles == own_style, markup
+
+
+def render_markdown_permissively(text: str) -> str:
+    """How a renderer that allows raw HTML in Markdown (the worst case) shows text/markdown."""
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": True}).render(text)
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_answer_html_is_inert(payload):
+    assert_inert(markdown_html(payload))
+    assert_inert(markdown_html(f"Intro text.\n\n{payload}\n\nMore *text*."))
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_thinking_is_escaped_text(payload):
+    rendered = thinking_html(payload)
+    assert_inert(rendered)
+    assert rendered.count("<") == 2  # only the <pre> and </pre> of our own
+    parser = _Collector()
+    parser.feed(rendered)
+    assert [tag for tag, _ in parser.tags] == ["pre"]
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_static_bundle_html_and_markdown_are_inert(payload):
+    response = QwenResponse(answer=f"Answer: {payload}", thinking=f"Thinking: {payload}",
+                            model=f"model {payload}", request_id=payload, complete=False,
+                            error=f"provider said {payload}", refusal=None,
+                            notes=(payload,), usage=Usage(prompt_tokens=1))
+    data, metadata = static_bundle(response)
+    assert_inert(data["text/html"], own_style=1)
+    # text/markdown, rendered by a renderer that allows raw HTML: still inert.
+    assert_inert(render_markdown_permissively(data["text/markdown"]))
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_a_refusal_and_warnings_are_inert(payload):
+    response = QwenResponse(answer="", refusal=payload, finish_reason="stop")
+    data, _ = static_bundle(response)
+    assert_inert(data["text/html"], own_style=1)
+    assert_inert(render_markdown_permissively(data["text/markdown"]))
+
+
+def test_safe_links_and_markdown_still_work():
+    rendered = markdown_html("See [docs](https://example.org/a?b=1) and **bold** `code`.")
+    assert '<a href="https://example.org/a?b=1">docs</a>' in rendered
+    assert "<strong>bold</strong>" in rendered and "<code>code</code>" in rendered
+    data, _ = static_bundle(QwenResponse(answer="See [docs](https://example.org)."))
+    assert "[docs](https://example.org)" in data["text/markdown"]
+
+
+dangerous_text = st.lists(st.sampled_from([
+    "<", ">", "script", "img", " src=", "x", " onerror=", "alert(1)", "javascript", "JaVaScRiPt",
+    ":", "&#106;", "&#x09;", "&colon;", "\t", "\n", "\n\n", " ", "[", "]", "(", ")", "!", "`",
+    "```", "$", "$$", "\"", "'", "=", "/", "\\", "data", "vbscript", "<a href=", "svg", "*",
+    "[r]: ", "&", ";", "\x01",
+]), max_size=40).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(answer=dangerous_text, thinking=dangerous_text)
+def test_any_mix_of_dangerous_fragments_stays_inert(answer, thinking):
+    response = QwenResponse(answer=answer, thinking=thinking, error=answer, complete=False)
+    data, _ = static_bundle(response)
+    assert_inert(markdown_html(answer))
+    assert_inert(tabs_html(response), own_style=1)
+    assert_inert(render_markdown_permissively(data["text/markdown"]))
+
+
+# --- the live view and the panel -------------------------------------------------------
+
+
+def _widget_values(root) -> list[str]:
+    values, stack = [], [root]
+    while stack:
+        widget = stack.pop()
+        value = getattr(widget, "value", None)
+        if isinstance(value, str):
+            values.append(value)
+        stack.extend(getattr(widget, "children", ()) or ())
+    return values
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_live_widget_values_are_inert_while_streaming_and_at_the_end(payload):
+    from qwen_nb.display import LiveTabs
+
+    tabs = LiveTabs()
+    try:
+        tabs.show_text(f"thinking {payload}", f"answer {payload}")
+        for value in _widget_values(tabs.box):
+            assert_inert(value)
+        tabs.show_final(QwenResponse(answer=payload, thinking=payload, refusal=payload,
+                                     model=payload, error=payload, complete=False))
+        for value in _widget_values(tabs.box):
+            assert_inert(value)
+    finally:
+        tabs.close()
+
+
+def test_panel_shows_model_output_inertly(server):
+    from qwen_nb.panel import Panel
+
+    payload = "\n\n".join(PAYLOADS)
+    server.queue(Reply(thinking=payload, answer=payload, chunk_chars=7))
+    panel = Panel()
+    try:
+        panel.send("Show me something dangerous")
+        assert panel.wait(60)
+        assert panel.last_response is not None and panel.last_response.answer
+        values = _widget_values(panel.transcript)
+        assert any("alert" in value for value in values)  # the text is there, as text
+        for value in values:
+            assert_inert(value)
+    finally:
+        panel.close()
+
+
+def test_the_magic_path_renders_streamed_output_inertly(ip, server):
+    from IPython.utils.capture import capture_output
+
+    from qwen_nb.display import LiveView
+
+    payload = "\n\n".join(PAYLOADS)
+    server.queue(Reply(thinking=payload, answer=payload, chunk_chars=3, style="think_tags"))
+    request = api.build_request(["hi"], model="qwen3-vl-32b-thinking")
+    with capture_output() as captured:
+        response = api.run(request, resolve_settings(), LiveView())
+    assert response.answer.startswith("<script>")
+    final = captured.outputs[-1].data
+    assert_inert(final["text/html"], own_style=1)
+    assert_inert(render_markdown_permissively(final["text/markdown"]))
