@@ -135,7 +135,12 @@ def compose(request: ChatRequest) -> tuple[str, str]:
     user = next(m for m in reversed(request.messages) if m.role == "user")
     text = user.text
     words = len(text.split())
-    first_line = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    # Images are shown where they were written, so interleaving can be checked at a glance.
+    numbers = {id(image): i for i, image in enumerate(request.images, 1)}
+    marked = "".join(part if isinstance(part, str) else f" [image {numbers[id(part)]}] "
+                     for part in user.parts)
+    first_line = next((" ".join(line.split()) for line in marked.splitlines() if line.strip()),
+                      "")
     if len(first_line) > 80:
         first_line = first_line[:79] + "…"
     facts = [image_facts(image, i) for i, image in enumerate(request.images, 1)]

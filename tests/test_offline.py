@@ -71,7 +71,7 @@ def test_describes_what_it_received(settings, no_network):
     answer = response.answer
     assert "offline simulator" in answer and "not a model" in answer
     assert f"Prompt: {len(prompt)} characters" in answer
-    assert 'first line: "Compare these two pictures."' in answer
+    assert 'first line: "[image 1] [image 2] Compare these two pictures."' in answer
     assert "Images: 2" in answer
     assert "rgb(220, 20, 20), red" in answer and "rgb(20, 40, 210), blue" in answer
     assert "128 x 96 px" in answer or "128 x 128 px" in answer  # as sent (grid-aligned)
@@ -164,4 +164,4 @@ def test_magic_with_offline_provider_needs_no_key(ip, monkeypatch, no_network):
     assert "offline simulator" in response.model
     assert re.search(r"rgb\(30, 160, 40\), green", response.answer)
     assert "seed=5" in response.answer
-    assert 'first line: "What colour is ?"' in response.answer
+    assert 'first line: "What colour is [image 1] ?"' in response.answer
