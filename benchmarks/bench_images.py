@@ -29,8 +29,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from qwen_nb.images import prepare_images  # noqa: E402
 
 WIDTH, HEIGHT = 4000, 3000
-REPEATS = 7
-NAIVE_REPEATS = 3
+REPEATS = 9
+NAIVE_REPEATS = 5
 GOAL_PHOTO_MS = 120.0
 GOAL_PHOTO_MB = 0.7
 GOAL_SPEEDUP = 10.0
@@ -101,19 +101,25 @@ def naive(data: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def timed(function: Callable[[], str], repeats: int) -> tuple[float, float, int]:
-    """Median ms over `repeats` runs, tracemalloc peak MB of one more run, payload chars."""
-    durations = []
-    payload = ""
-    for _ in range(repeats):
-        start = time.perf_counter()
-        payload = function()
-        durations.append((time.perf_counter() - start) * 1000)
+def interleaved_medians(functions: list[Callable[[], str]], repeats: list[int]) -> list[float]:
+    """Median ms of each function, runs interleaved so load from elsewhere hits all alike."""
+    durations: list[list[float]] = [[] for _ in functions]
+    for round_ in range(max(repeats)):
+        for index, function in enumerate(functions):
+            if round_ < repeats[index]:
+                start = time.perf_counter()
+                function()
+                durations[index].append((time.perf_counter() - start) * 1000)
+    return [statistics.median(d) for d in durations]
+
+
+def traced_peak_mb(function: Callable[[], str]) -> tuple[float, int]:
+    """tracemalloc's peak for one run (Python objects only), and the payload length."""
     tracemalloc.start()
-    function()
+    payload = function()
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    return statistics.median(durations), peak / 1e6, len(payload)
+    return peak / 1e6, len(payload)
 
 
 _RSS_CHILD = """
@@ -159,10 +165,12 @@ def measure(case: str, data: bytes, path: str) -> list[Result]:
         ("qwen_nb (path)", qwen_path, REPEATS, f"prepare_images({path!r}, label='x')"),
         ("naive", lambda: naive(data), NAIVE_REPEATS, "b.naive(data)"),
     ]
-    results = []
-    for method, function, repeats, call in runs:
+    for _, function, _, _ in runs:
         function()  # warm-up: first-use imports are not what we measure
-        median_ms, traced_mb, payload = timed(function, repeats)
+    medians = interleaved_medians([r[1] for r in runs], [r[2] for r in runs])
+    results = []
+    for (method, function, _, call), median_ms in zip(runs, medians, strict=True):
+        traced_mb, payload = traced_peak_mb(function)
         rss = peak_rss_mb(path, call)
         results.append(Result(case, method, median_ms, traced_mb, rss, payload / 1e6))
     return results
