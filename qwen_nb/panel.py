@@ -53,7 +53,7 @@ KEYS_JS = """
     if (event.key !== "Enter" || !(event.ctrlKey || event.metaKey || event.shiftKey)) { return; }
     var target = event.target;
     if (!target || target.tagName !== "TEXTAREA" || !target.closest(".qwen-nb-prompt")) { return; }
-    var panel = target.closest(".qwen-nb-panel");
+    var panel = target.closest(".qwen-nb-chat");
     var send = panel && panel.querySelector("button.qwen-nb-send");
     if (!send || send.disabled) { return; }
     event.preventDefault();
@@ -272,7 +272,7 @@ class Panel:
             ],
             layout=widgets.Layout(width="100%", border="1px solid #d0d7de", padding="6px"),
         )
-        self.widget.add_class("qwen-nb-panel")
+        self.widget.add_class("qwen-nb-chat")
 
         self.send_button.on_click(lambda _: self.send())
         self.stop_button.on_click(lambda _: self.stop())
@@ -544,7 +544,7 @@ class Panel:
         self._set_buttons(busy=True)
         self.status.value = "<em>waiting for the model...</em>"
         reply.thread = threading.Thread(
-            target=self._consume, args=(reply, request, settings), name="qwen-nb-panel", daemon=True
+            target=self._consume, args=(reply, request, settings), name="qwen-nb-chat", daemon=True
         )
         reply.thread.start()
         return True
