@@ -190,7 +190,11 @@ def validate_base_url(url: str) -> str:
             "before /chat/completions)."
         )
     url = url.strip()
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed "[" of an IPv6 address
+        raise ConfigError(f"The base URL {redact_url(url)!r} cannot be parsed. Use the form "
+                          "https://host/v1.") from None
     if "@" in re.split(r"[?#]", url, maxsplit=1)[0] or parts.username or parts.password:
         raise ConfigError(
             "The base URL carries credentials (user:password@); they were not used. Give "

@@ -500,6 +500,10 @@ INTERRUPTED = "Interrupted by the user; the partial reply is kept."
 def _short(exc: BaseException, key: Secret | None = None) -> str:
     """An exception's text, clipped, and never with the key in it (h11 quotes bad headers)."""
     text = str(exc) or type(exc).__name__
-    if key is not None and key.reveal() in text:
-        text = text.replace(key.reveal(), "********")
+    if key is not None:
+        secret = key.reveal()
+        printable = "".join(ch for ch in secret if ch.isprintable()).strip()
+        for form in sorted({secret, printable, repr(secret)[1:-1]}, key=len, reverse=True):
+            if len(form) >= 4:
+                text = text.replace(form, "********")
     return text if len(text) < 160 else text[:157] + "..."
