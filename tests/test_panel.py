@@ -13,7 +13,7 @@ import time
 
 import pytest
 from conftest import FAKE_KEY
-from fake_server import Reply
+from fake_server import FakeServer, Reply
 
 ipywidgets = pytest.importorskip("ipywidgets")
 
@@ -69,6 +69,16 @@ def decoded_size(part: dict) -> tuple[int, int]:
     data = base64.b64decode(part["image_url"]["url"].split(",", 1)[1])
     with Image.open(io.BytesIO(data)) as image:
         return image.size
+
+
+@pytest.fixture
+def private_server(server, monkeypatch):
+    """A server of the test's own, for replies that leave a handler sleeping (stalls,
+    late first bytes) so they cannot disturb the shared server's stream count."""
+    own = FakeServer(lifetime=300).start()
+    monkeypatch.setenv("QWEN_NB_BASE_URL", own.base_url)
+    yield own
+    own.stop()
 
 
 @pytest.fixture
@@ -147,11 +157,25 @@ def test_send_returns_at_once_and_stop_keeps_the_partial_reply(server, panel):
     assert messages[1] == {"role": "assistant", "content": response.answer}
 
 
-def test_stop_while_the_server_has_not_answered_yet(server, panel):
-    server.queue(Reply(delay_first_byte=4.0))
+def test_stop_wakes_a_read_blocked_on_a_silent_server(private_server, panel):
+    # The server goes quiet for far longer than the test's patience: only a Stop that
+    # wakes the blocked read lets the reply end in time.
+    private_server.queue(Reply(thinking="a b c d e f g h", answer="never arrives",
+                               chunk_chars=2, stall_after=4, stall_seconds=120))
+    panel.send("Hello?")
+    assert wait_until(lambda: "thinking" in panel.status.value)
+    panel.stop_button.click()
+    assert panel.wait(TIMEOUT)
+    response = panel.last_response
+    assert not response.complete and response.thinking and not response.answer
+    assert "stopped" in panel.status.value
+
+
+def test_stop_while_the_server_has_not_answered_yet(private_server, panel):
+    private_server.queue(Reply(delay_first_byte=4.0))
     panel.prompt.value = "Anyone there?"
     panel.send_button.click()
-    assert wait_until(lambda: len(server.requests) == 1)
+    assert wait_until(lambda: len(private_server.requests) == 1)
     panel.stop_button.click()
     assert panel.wait(TIMEOUT)
     response = panel.last_response
@@ -373,7 +397,7 @@ def test_api_key_field_is_emptied_and_the_key_stays_in_memory(server, panel, mon
 
 
 def test_two_panels_stream_at_once(server):
-    server.reply_fn = lambda body: Reply(answer="slow " * 60, chunk_chars=5, chunk_delay=0.02)
+    server.reply_fn = lambda body: Reply(answer="slow " * 200, chunk_chars=5, chunk_delay=0.02)
     first, second = Panel(namespace={}), Panel(namespace={})
     try:
         first.send("One?")
