@@ -30,7 +30,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -68,6 +68,10 @@ class Reply:
     close_before_response: bool = False  # reset the connection before any byte
     reset_before_response: bool = False  # abort with a TCP RST (SO_LINGER 0) before any byte
     refusal: str | None = None  # an OpenAI-style `refusal` delta (or message field)
+    # Before the first chunk with `content` (the answer, in the reasoning styles), wait (up to
+    # 300 s) until the test sets this
+    # event: the reply is then reliably mid-stream, however slow the machine (in-process only).
+    hold_answer: threading.Event | None = None
 
 
 @dataclass
@@ -227,6 +231,11 @@ def _usage(reply: Reply) -> dict:
     }
 
 
+def _has_content(chunk: dict) -> bool:
+    choices = chunk.get("choices") or [{}]
+    return bool(choices[0].get("delta", {}).get("content"))
+
+
 def _split(text: str, size: int) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)] if text else []
 
@@ -323,6 +332,9 @@ class _Handler(BaseHTTPRequestHandler):
                     return
                 if reply.stall_after is not None and index == reply.stall_after:
                     time.sleep(reply.stall_seconds)
+                if reply.hold_answer is not None and _has_content(chunk):
+                    reply.hold_answer.wait(300)
+                    reply = replace(reply, hold_answer=None)
                 if reply.malformed_at == index:
                     self._write_chunk(b'data: {"choices": [{"delta": {"content": "oops' + eol + eol)
                     continue
