@@ -68,9 +68,9 @@ class Reply:
     close_before_response: bool = False  # reset the connection before any byte
     reset_before_response: bool = False  # abort with a TCP RST (SO_LINGER 0) before any byte
     refusal: str | None = None  # an OpenAI-style `refusal` delta (or message field)
-    # Before the first chunk with `content` (the answer, in the reasoning styles), wait (up to
-    # 300 s) until the test sets this
-    # event: the reply is then reliably mid-stream, however slow the machine (in-process only).
+    # Before the first chunk with `content` (the answer, in the reasoning styles), wait up to
+    # 300 s for the test to set this event: the reply is reliably mid-stream however slow the
+    # machine is (in-process servers only).
     hold_answer: threading.Event | None = None
 
 
