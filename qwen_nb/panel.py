@@ -22,7 +22,7 @@ from typing import Any
 
 from . import api
 from ._config import PROVIDERS, Secret, Settings, resolve_settings
-from ._errors import ImageError, InputError, Interrupted, QwenError
+from ._errors import InputError, Interrupted, QwenError
 from ._types import (
     DEFAULT_MAX_PIXELS,
     AnswerDelta,
@@ -388,9 +388,9 @@ class Panel:
             name = str(item.get("name") or "upload")
             try:
                 images = self._prepare(bytes(item["content"]), name)
-            except ImageError as error:
-                problems.append(error.message if name in error.message
-                                else f"{name}: {error.message}")
+            except Exception as error:  # whatever the file holds, the panel stays usable
+                message = _image_problem(error)
+                problems.append(message if name in message else f"{name}: {message}")
                 continue
             self._add_attachment(Attachment(name, images, [thumbnail(i) for i in images]))
         # Forget the bytes: they are attached, and widget state should not carry them.
@@ -443,8 +443,9 @@ class Panel:
             return
         try:
             self.attach(namespace[name], label=name)
-        except ImageError as error:
-            self._show_notice(html.escape(error.message))
+        except Exception as error:
+            message = _image_problem(error)
+            self._show_notice(html.escape(message if name in message else f"{name}: {message}"))
             return
         self._show_notice("")
 
@@ -790,6 +791,13 @@ def _thumbnail_widgets(
 
 
 # -- small helpers ---------------------------------------------------------------------------
+
+
+def _image_problem(error: Exception) -> str:
+    """A readable reason an image was refused (ours say what to do; others get named)."""
+    if isinstance(error, QwenError):
+        return error.message
+    return f"could not be read as an image ({type(error).__name__}: {error})"
 
 
 def _close_tree(roots: Sequence[Any]) -> None:

@@ -287,8 +287,12 @@ def test_namespace_picker_add_and_remove(server):
         remove.click()
         assert [item.label for item in panel.attachments] == ["array"]
         namespace["later"] = Image.new("RGB", (20, 20), "blue")
+        namespace["gone"] = "no/such/picture.png"  # looks like an image path; is not there
         panel.refresh_button.click()
         assert "later" in panel.picker.options
+        panel.add_variable("gone")
+        assert "picture.png" in panel.notice.value
+        assert [item.label for item in panel.attachments] == ["array"]
         server.queue(Reply(answer="An array."))
         ask(panel, "What is it?")
         assert len(image_parts(server.requests[-1].json["messages"][-1])) == 1
