@@ -205,6 +205,7 @@ class QwenMagics(Magics):
             history=chat.messages() if chat is not None else (),
             options=options,
         )
+        cache_options = self._cache_options(args.cache)  # a bad mode fails before any output
         view = make_view(self.shell)
         note = chat.history_note() if chat is not None else None
         if note:  # the Details tab says what the history cost
@@ -212,7 +213,7 @@ class QwenMagics(Magics):
 
             view = NotingView(view, note)
         try:
-            response = api.run(request, settings, view, **self._cache_options(args.cache))
+            response = api.run(request, settings, view, **cache_options)
         except Exception as error:
             partial = getattr(error, "response", None)
             if partial is not None:
