@@ -9,9 +9,10 @@ stacked sections where styles or inputs are stripped (GitHub, sanitizers), plus
 
 from __future__ import annotations
 
+import hashlib
 import html
+import itertools
 import re
-import uuid
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -177,9 +178,19 @@ border-top:1px solid #d0d7de;box-sizing:border-box;overflow-x:auto}}
 </style>"""
 
 
+_shown = itertools.count(1)
+
+
+def _tab_group_id(response: QwenResponse) -> str:
+    """An id for one output's radio group: stable when a notebook is re-run top to bottom
+    (so saved notebooks diff cleanly), unique among the outputs of one kernel session."""
+    seed = f"{next(_shown)}|{response.request_id}|{response.answer}|{response.thinking}"
+    return hashlib.sha256(seed.encode()).hexdigest()[:10]
+
+
 def tabs_html(response: QwenResponse) -> str:
     """The static tabbed view: CSS-only tabs, stacked sections where CSS is stripped."""
-    uid = uuid.uuid4().hex[:10]
+    uid = _tab_group_id(response)
     panels = [
         ("answer", "Answer", markdown_html(response.answer) or _no_answer_html(response)),
         (
