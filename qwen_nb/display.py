@@ -7,14 +7,16 @@ display handle by the static bundle, so a saved notebook keeps text, not widget 
 
 from __future__ import annotations
 
+import functools
 import html
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ._errors import QwenError
 from ._types import AnswerDelta, Finished, QwenResponse, StreamEvent, ThinkingDelta
-from .render import details_table, markdown_html, static_bundle, status_message, thinking_html
+from .render import CSS_CLASS, details_table, markdown_html, static_bundle, status_message
 
 ANSWER, THINKING, DETAILS = 0, 1, 2
 
@@ -39,26 +41,183 @@ def make_view(shell: Any = None, *, max_rate: float = 12.0) -> LiveView | Termin
 class Throttle:
     """Says when enough time has passed since the last update."""
 
-    def __init__(self, max_rate: float) -> None:
+    def __init__(self, max_rate: float, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.interval = 1.0 / max_rate
-        self._last = 0.0
+        self.clock = clock
+        self._last = -self.interval
 
     def ready(self) -> bool:
-        now = time.monotonic()
+        now = self.clock()
         if now - self._last >= self.interval:
             self._last = now
             return True
         return False
 
 
-class LiveTabs:
-    """The Answer / Thinking / Details widgets, fed with text; knows nothing of HTTP."""
+def trace_block_html(text: str) -> str:
+    """One piece of the thinking trace; consecutive pieces read as one text."""
+    return f'<pre class="{CSS_CLASS}-trace" style="margin:0;white-space:pre-wrap">' \
+           f"{html.escape(text)}</pre>"
 
-    def __init__(self) -> None:
+
+def trace_boundary(tail: str, seal_at: int) -> int:
+    """Where a sealed piece of the trace may end: after the last newline, else (a very long
+    line) after the last space, else anywhere once it is much too long. 0: not yet."""
+    cut = tail.rfind("\n") + 1
+    if cut >= seal_at // 2:
+        return cut
+    if len(tail) >= 4 * seal_at:
+        return (tail.rfind(" ") + 1) or len(tail)
+    return 0
+
+
+_FENCE_OPEN = ("```", "~~~")
+
+
+def markdown_boundary(tail: str, seal_at: int) -> int:
+    """Where a sealed piece of the answer may end: after a blank line that is outside code
+    fences and $$ math and not followed by an indented (continuation) line. 0: none yet."""
+    cut = 0
+    fence = ""
+    in_math = False
+    position = 0
+    previous_blank = False
+    for line in tail.splitlines(keepends=True):
+        stripped = line.strip()
+        if previous_blank and not fence and not in_math and position >= seal_at // 2 and \
+                stripped and not line[0].isspace():
+            cut = position
+        if fence:
+            if stripped.startswith(fence):
+                fence = ""
+        elif stripped.startswith(_FENCE_OPEN):
+            fence = stripped[:3]
+        elif stripped.count("$$") % 2:
+            in_math = not in_math
+        previous_blank = not stripped
+        position += len(line)
+    return cut
+
+
+# What one comm message costs besides its content: header, parent header, HMAC signature
+# (measured with ipykernel 7: a 658-byte message carried 122 bytes of content).
+MESSAGE_OVERHEAD = 540
+
+
+class GrowingText:
+    """A growing text shown as a column of HTML pieces, append-only.
+
+    Finished pieces are sent once; only the last piece (the tail) is sent again, and only
+    when the new text pays for it: a re-send costs about `MESSAGE_OVERHEAD` plus the
+    tail's HTML, and is made once `bytes_per_char` times the characters added since the
+    last one covers that. So the bytes sent stay a small multiple of the text however long
+    it gets and however fast it streams, and short tails still update often.
+    """
+
+    def __init__(self, render: Callable[[str], str], boundary: Callable[[str, int], int], *,
+                 seal_at: int = 1000, bytes_per_char: float = 6.0) -> None:
+        import ipywidgets as widgets
+        from ipywidgets.widgets.widget_string import HTMLStyle
+
+        self._widgets = widgets
+        self.render = render
+        self.boundary = boundary
+        self.seal_at = seal_at
+        self.bytes_per_char = bytes_per_char
+        # Shared by every piece: otherwise each new HTML widget opens two more models.
+        self._layout = widgets.Layout()
+        self._style = HTMLStyle()
+        self.box = _text_column_class()(layout=widgets.Layout(width="100%"))
+        self._sealed = ""  # text of the finished pieces
+        self._tail_text = ""  # text of the last piece
+        self._tail: Any = None  # the HTML widget of the last piece
+        self._tail_sent = 0  # characters of the tail in that widget
+
+    @property
+    def text(self) -> str:
+        return self._sealed + self._tail_text
+
+    def show(self, text: str, *, force: bool = False) -> None:
+        """Show `text` (the whole text so far); `force` sends the tail even if it grew little."""
+        if not text.startswith(self._sealed):
+            self.reset()
+        tail = text[len(self._sealed):]
+        while len(tail) >= self.seal_at:
+            cut = self.boundary(tail, self.seal_at)
+            if cut <= 0:
+                break
+            self._send_tail(tail[:cut])
+            self._sealed += tail[:cut]
+            tail = tail[cut:]
+            self._tail = None
+            self._tail_sent = 0
+        grown = len(tail) - self._tail_sent
+        cost = MESSAGE_OVERHEAD + 1.2 * len(tail)
+        if tail and (force or grown * self.bytes_per_char >= cost):
+            self._send_tail(tail)
+        self._tail_text = tail
+
+    def reset(self, text: str = "") -> None:
+        """Start again (the text was rewritten, or a single exact rendering is wanted)."""
+        for child in self.box.children:
+            child.close()
+        self.box.children = ()
+        self._sealed = ""
+        self._tail = None
+        self._tail_sent = 0
+        self._tail_text = ""
+        if text:
+            self._send_tail(text)
+            self._tail_text = text
+
+    def _send_tail(self, text: str) -> None:
+        value = self.render(text)
+        if self._tail is None:
+            self._tail = self._widgets.HTML(value=value, layout=self._layout, style=self._style)
+            self.box.children = (*self.box.children, self._tail)
+        elif self._tail.value != value:
+            self._tail.value = value
+        self._tail_sent = len(text)
+
+    def close(self) -> None:
+        for child in self.box.children:
+            child.close()
+        for widget in (self._layout, self._style, self.box):
+            widget.close()
+
+
+@functools.lru_cache(maxsize=1)
+def _text_column_class() -> type:
+    import ipywidgets as widgets
+
+    class TextColumn(widgets.VBox):
+        """A VBox of HTML pieces; `.value` is their HTML joined (what the column shows)."""
+
+        @property
+        def value(self) -> str:
+            return "".join(child.value for child in self.children)
+
+    return TextColumn
+
+
+class LiveTabs:
+    """The Answer / Thinking / Details widgets, fed with text; knows nothing of HTTP.
+
+    Both texts grow append-only (`GrowingText`): the thinking trace as escaped text, the
+    answer as Markdown re-rendered one block at a time. The status line is sent at most
+    every `status_interval` seconds while waiting, and every `streaming_status_interval`
+    once text is flowing (the text itself then shows progress, and each message costs).
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic,
+                 status_interval: float = 1.0, streaming_status_interval: float = 3.0
+                 ) -> None:
         import ipywidgets as widgets
 
-        self.answer = widgets.HTML(value="")
-        self.thinking = widgets.HTML(value="")
+        self.answer_text = GrowingText(markdown_html, markdown_boundary)
+        self.thinking_text = GrowingText(trace_block_html, trace_boundary)
+        self.answer = self.answer_text.box
+        self.thinking = self.thinking_text.box
         self.details = widgets.HTML(value="")
         self.status = widgets.HTML(value="<em>waiting for the model...</em>")
         self.tab = widgets.Tab(
@@ -66,40 +225,54 @@ class LiveTabs:
             titles=("Answer", "Thinking", "Details"),
         )
         self.box = widgets.VBox([self.tab, self.status])
+        self.clock = clock
+        self.status_interval = status_interval
+        self.streaming_status_interval = streaming_status_interval
+        self._status_at = -status_interval
+        self._streaming = False
 
     def show_text(self, thinking: str, answer: str) -> None:
+        self._streaming = bool(thinking or answer)
         if answer:
             if self.tab.selected_index != ANSWER:
                 self.tab.selected_index = ANSWER
-            self.answer.value = markdown_html(answer)
+            self.answer_text.show(answer)
         elif thinking and self.tab.selected_index != THINKING:
             self.tab.selected_index = THINKING
         if thinking:
-            self.thinking.value = thinking_html(thinking)
+            self.thinking_text.show(thinking)
 
     def show_status(self, text: str) -> None:
-        self.status.value = text
+        now = self.clock()
+        interval = self.streaming_status_interval if self._streaming else self.status_interval
+        if now - self._status_at >= interval and text != self.status.value:
+            self._status_at = now
+            self.status.value = text
 
     def show_final(self, response: QwenResponse) -> None:
-        self.answer.value = markdown_html(response.answer)
-        self.thinking.value = thinking_html(response.thinking)
+        """The exact final texts: the answer rendered whole, the thinking completed."""
+        self.answer_text.reset(response.answer)
+        self.thinking_text.show(response.thinking, force=True)
         self.details.value = details_table(response)
         warning = status_message(response)
         self.status.value = f"⚠ {html.escape(warning)}" if warning else ""
         self.tab.selected_index = ANSWER if response.answer or not response.thinking else THINKING
 
     def close(self) -> None:
-        for widget in (self.answer, self.thinking, self.details, self.status, self.tab, self.box):
+        self.answer_text.close()
+        self.thinking_text.close()
+        for widget in (self.details, self.status, self.tab, self.box):
             widget.close()
 
 
 class TextAccumulator:
     """Collects deltas so a throttled view can show the whole text so far."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.thinking: list[str] = []
         self.answer: list[str] = []
-        self.started = time.monotonic()
+        self.clock = clock
+        self.started = clock()
 
     def add(self, event: StreamEvent) -> None:
         if isinstance(event, ThinkingDelta):
@@ -108,21 +281,26 @@ class TextAccumulator:
             self.answer.append(event.text)
 
     def status(self) -> str:
-        elapsed = time.monotonic() - self.started
+        elapsed = self.clock() - self.started
         phase = "answering" if self.answer else "thinking"
         chars = sum(map(len, self.answer if self.answer else self.thinking))
-        return f"<em>{phase}... {chars:,} characters, {elapsed:.1f} s</em>"
+        return f"<em>{phase}... {chars:,} characters, {elapsed:.0f} s</em>"
 
 
 class LiveView:
-    """Widget tabs while streaming; the static bundle once the reply ends."""
+    """Widget tabs while streaming; the static bundle once the reply ends.
 
-    def __init__(self, *, max_rate: float = 12.0) -> None:
+    At most `max_rate` updates a second, each sending only what changed (see GrowingText);
+    per event the cost is an append and a clock read.
+    """
+
+    def __init__(self, *, max_rate: float = 12.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         from IPython.display import display
 
-        self.tabs = LiveTabs()
-        self.text = TextAccumulator()
-        self.throttle = Throttle(max_rate)
+        self.tabs = LiveTabs(clock=clock)
+        self.text = TextAccumulator(clock=clock)
+        self.throttle = Throttle(max_rate, clock=clock)
         self.handle = display(self.tabs.box, display_id=True)
         self.updates = 0
 

@@ -8,7 +8,7 @@ import threading
 import time
 
 import pytest
-from fake_server import Reply
+from fake_server import FakeServer, Reply
 
 import qwen_nb
 from qwen_nb import api
@@ -193,7 +193,11 @@ def test_a_batch_that_keeps_being_rate_limited_reports_it(server):
     assert len(server.requests) == 4
 
 
-def test_interrupt_stops_promptly_and_returns_what_finished(server):
+def test_interrupt_stops_promptly_and_returns_what_finished(server, monkeypatch):
+    # An own server: its stalled handlers sleep on after the test, away from the shared one.
+    server = FakeServer(lifetime=120).start()
+    monkeypatch.setenv("QWEN_NB_BASE_URL", server.base_url)
+
     def reply(body):
         if number(body) < 2:
             return Reply(answer=f"answer {number(body)}")
@@ -208,6 +212,7 @@ def test_interrupt_stops_promptly_and_returns_what_finished(server):
         result = qwen_nb.batch([f"item {i}" for i in range(8)], concurrency=4, progress=False)
     finally:
         timer.cancel()
+        server.stop()
     took = time.monotonic() - started
 
     assert took < 20  # the stalled replies alone would take minutes
@@ -258,11 +263,9 @@ def test_text_progress_redraws_in_place():
     assert "0/2 done" in out.getvalue()
 
 
-def test_widget_progress_ends_as_plain_text(server):
-    from IPython.core.interactiveshell import InteractiveShell
+def test_widget_progress_ends_as_plain_text(server, _global_ip):
     from IPython.utils.capture import capture_output
 
-    InteractiveShell.instance()
     with capture_output() as captured:
         progress = _WidgetProgress(3)
         progress.tick(0.0)
