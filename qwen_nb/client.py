@@ -177,6 +177,7 @@ class ResponseStream:
         assume_thinking: bool | None = None,
         backoff: Any = None,
     ) -> None:
+        settings.require_key()  # fail before anything is shown or sent
         self.request = request
         self._backoff = backoff if backoff is not None else shared_backoff.get()
         self.settings = settings

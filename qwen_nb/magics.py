@@ -205,7 +205,9 @@ class QwenMagics(Magics):
             history=chat.messages() if chat is not None else (),
             options=options,
         )
-        cache_options = self._cache_options(args.cache)  # a bad mode fails before any output
+        # Open first: a missing key, a bad cache mode or a replay miss fails the cell
+        # before an (empty) live view appears.
+        stream = api.open_stream(request, settings, **self._cache_options(args.cache))
         view = make_view(self.shell)
         note = chat.history_note() if chat is not None else None
         if note:  # the Details tab says what the history cost
@@ -213,7 +215,7 @@ class QwenMagics(Magics):
 
             view = NotingView(view, note)
         try:
-            response = api.run(request, settings, view, **cache_options)
+            response = api.run(request, settings, view, stream=stream)
         except Exception as error:
             partial = getattr(error, "response", None)
             if partial is not None:
