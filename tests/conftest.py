@@ -11,9 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from fake_server import FakeServer  # noqa: E402
-
-# A distinctive fake key: tests search every byte produced for it.
-FAKE_KEY = "sk-qwen-nb-TEST-KEY-3f9a1c7e5d"
+from support import FAKE_KEY  # noqa: E402
 
 # Nothing a test does may reach a real provider or read the developer's own keys.
 for _name in ("AIML_API_KEY", "AIMLAPI_API_KEY", "DASHSCOPE_API_KEY", "OPENROUTER_API_KEY",
@@ -53,8 +51,3 @@ def ip(_global_ip, server):
     """A real IPython shell with qwen_nb loaded, pointed at the local server."""
     _global_ip.user_ns.pop("_qwen", None)
     yield _global_ip
-
-
-def run_cell(shell, source: str):
-    """Run a cell; return the ExecutionResult (errors are in .error_in_exec)."""
-    return shell.run_cell(source, store_history=False)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import FAKE_KEY, run_cell
 from IPython.core.error import UsageError
+from support import FAKE_KEY, run_cell
 
 import qwen_nb
 from qwen_nb import ConfigError, ImageError, InputError, QwenError

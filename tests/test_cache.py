@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import FAKE_KEY, run_cell
 from fake_server import Reply
 from PIL import Image
+from support import FAKE_KEY, run_cell
 
 import qwen_nb
 from qwen_nb import api

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import run_cell
 from fake_server import Reply
+from support import run_cell
 
 from qwen_nb import conversation
 from qwen_nb._types import Message, PreparedImage, QwenResponse, Usage

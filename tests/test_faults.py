@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import FAKE_KEY, run_cell
 from fake_server import Reply
 from IPython.utils.capture import capture_output
+from support import FAKE_KEY, run_cell
 
 from qwen_nb import api
 from qwen_nb._config import resolve_settings

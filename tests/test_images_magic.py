@@ -8,8 +8,8 @@ import io
 import matplotlib
 import numpy as np
 import pytest
-from conftest import run_cell
 from PIL import Image
+from support import run_cell
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

@@ -7,9 +7,9 @@ import os
 
 import nbformat
 import pytest
-from conftest import FAKE_KEY
 from fake_server import Reply
 from nbclient import NotebookClient
+from support import FAKE_KEY
 
 pytestmark = pytest.mark.kernel
 

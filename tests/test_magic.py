@@ -6,9 +6,9 @@ import base64
 import io
 
 import pytest
-from conftest import FAKE_KEY, run_cell
 from fake_server import Reply
 from PIL import Image
+from support import FAKE_KEY, run_cell
 
 from qwen_nb import InputError, QwenResponse
 from qwen_nb._types import DEFAULT_MAX_PIXELS

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import FAKE_KEY
 from fake_server import FakeServer, Reply
+from support import FAKE_KEY
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"

@@ -8,8 +8,8 @@ import socket
 import threading
 
 import pytest
-from conftest import run_cell
 from PIL import Image
+from support import run_cell
 
 from qwen_nb import api
 from qwen_nb._config import resolve_settings

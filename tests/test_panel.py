@@ -12,8 +12,8 @@ import json
 import time
 
 import pytest
-from conftest import FAKE_KEY
 from fake_server import FakeServer, Reply
+from support import FAKE_KEY
 
 ipywidgets = pytest.importorskip("ipywidgets")
 

@@ -12,8 +12,8 @@ import queue
 import time
 
 import pytest
-from conftest import FAKE_KEY
 from fake_server import Reply
+from support import FAKE_KEY
 
 pytestmark = pytest.mark.kernel
 

@@ -17,7 +17,8 @@ from qwen_nb._types import QwenResponse, Usage
 from qwen_nb.render import markdown_html, static_bundle, tabs_html, thinking_html
 
 ALLOWED_TAGS = {
-    "a", "b", "i", "blockquote", "br", "code", "del", "div", "em", "h1", "h2", "h3", "h4", "h5", "h6",
+    "a", "b", "i", "blockquote", "br", "code", "del", "div", "em",
+    "h1", "h2", "h3", "h4", "h5", "h6",
     "hr", "img", "input", "label", "li", "ol", "p", "pre", "s", "span", "strong", "table",
     "tbody", "td", "th", "thead", "tr", "ul", "style", "details", "summary",
 }

@@ -16,9 +16,9 @@ import traceback
 from pathlib import Path
 
 import pytest
-from conftest import FAKE_KEY, run_cell
 from fake_server import Reply
 from IPython.utils.capture import capture_output
+from support import FAKE_KEY, run_cell
 
 import qwen_nb
 from qwen_nb import QwenError
