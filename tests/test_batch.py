@@ -296,7 +296,7 @@ def test_to_pandas_gives_one_row_per_item(server):
                                     Reply(answer=f"answer {number(body)}", thinking="hmm"))
     result = qwen_nb.batch([f"item {i}" for i in range(3)], progress=False)
     try:
-        import pandas  # noqa: F401
+        import pandas
     except ImportError:
         with pytest.raises(ImportError, match="pip install pandas"):
             result.to_pandas()
@@ -308,7 +308,7 @@ def test_to_pandas_gives_one_row_per_item(server):
     assert list(frame["prompt"]) == ["item 0", "item 1", "item 2"]
     assert list(frame["answer"]) == ["answer 0", "", "answer 2"]
     assert list(frame["status"]) == ["ok", "failed", "ok"]
-    assert frame["error"][1] and frame["error"][0] is None
+    assert "HTTP 400" in frame["error"][1] and pandas.isna(frame["error"][0])
     assert frame["total_tokens"][0] > 0
 
 
@@ -322,3 +322,64 @@ def test_batch_is_exported_lazily():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.kernel
+def test_in_a_kernel_a_progress_widget_then_plain_text_and_interrupt_returns(tmp_path):
+    import os
+    from pathlib import Path
+
+    from jupyter_client.manager import start_new_kernel
+
+    server = FakeServer(lifetime=300).start()
+
+    def reply(body):
+        if number(body) < 3:
+            return Reply(answer=f"answer {number(body)}", delay_first_byte=0.2)
+        return Reply(answer="never", stall_after=3, stall_seconds=60)
+
+    server.reply_fn = reply
+    env = {**os.environ, "QWEN_NB_BASE_URL": server.base_url, "QWEN_NB_API_KEY": "k",
+           "QWEN_NB_MODEL": "qwen3-vl-32b-thinking",
+           "PYTHONPATH": str(Path(__file__).parents[1])}
+    km, kc = start_new_kernel(kernel_name="python3", env=env, cwd=str(tmp_path))
+    try:
+        msg_id = kc.execute("import qwen_nb\n"
+                            "result = qwen_nb.batch([f'item {i}' for i in range(8)], "
+                            "concurrency=2)")
+        deadline = time.monotonic() + 60
+        while len(server.requests) < 5 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(server.requests) == 5  # items 0-2 done, 3 and 4 stalled
+        km.interrupt_kernel()
+        reply_msg = kc.get_shell_msg(timeout=60)
+        while reply_msg["parent_header"].get("msg_id") != msg_id:
+            reply_msg = kc.get_shell_msg(timeout=60)
+        messages = []
+        while True:
+            msg = kc.get_iopub_msg(timeout=30)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            messages.append(msg)
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                break
+        assert reply_msg["content"]["status"] == "ok"  # returned what finished
+        models = [m["content"]["data"]["state"].get("_model_name") for m in messages
+                  if m["msg_type"] == "comm_open"]
+        assert "IntProgressModel" in models
+        final = [m for m in messages if m["msg_type"] == "update_display_data"][-1]
+        text = final["content"]["data"]["text/plain"]
+        assert text.startswith("Interrupted: 8 items: 3 ok") and "interrupted" in text
+        assert "application/vnd.jupyter.widget-view+json" not in final["content"]["data"]
+        out = kc.execute_interactive(
+            "print([item.status for item in result], result.interrupted)", timeout=60,
+            output_hook=messages.append)
+        assert out["content"]["status"] == "ok"
+        printed = "".join(m["content"].get("text", "") for m in messages
+                          if m["msg_type"] == "stream")
+        assert ("['ok', 'ok', 'ok', 'interrupted', 'interrupted', 'not run', 'not run', "
+                "'not run'] True") in printed
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+        server.stop()
