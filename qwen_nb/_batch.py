@@ -328,8 +328,9 @@ def batch(
             streams = list(active.values())
         for stream in streams:
             stream.close()
+        deadline = time.monotonic() + 5.0  # closed streams end at once; this is a backstop
         for thread in workers:
-            thread.join(timeout=5.0)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
     result = BatchResult(
         items,
         elapsed=time.monotonic() - started,
@@ -381,7 +382,8 @@ def _jobs(
                 f"pair, got {_clip(repr(pair))}."
             )
         prompt, value = pair
-        values = [] if value is None else (list(value) if isinstance(value, list) else [value])
+        values = [] if value is None else (
+            list(value) if isinstance(value, (list, tuple)) else [value])
         names = []
         for value in values:
             position += 1

@@ -82,12 +82,13 @@ def test_one_prompt_many_images_and_pairs(server):
     assert [item.answer for item in result] == ["2 parts", "3 parts", "2 parts"]
 
     server.reset()
-    pairs = qwen_nb.batch([("first", red), ("second", None), ("third", [blue])],
-                          progress=False)
-    assert [item.prompt for item in pairs] == ["first", "second", "third"]
+    pairs = qwen_nb.batch([("first", red), ("second", None), ("third", [blue]),
+                           ("fourth", (red, blue))], progress=False)
+    assert [item.prompt for item in pairs] == ["first", "second", "third", "fourth"]
+    assert [len(item.image_names) for item in pairs] == [1, 0, 1, 2]
     assert all(item.ok for item in pairs)
     texts = sorted(prompt_of(r.json) for r in server.requests)
-    assert texts == ["first", "second", "third"]
+    assert texts == ["first", "fourth", "second", "third"]
 
     server.reset()
     zipped = qwen_nb.batch(["a 1", "b 2"], images=[red, blue], progress=False)
