@@ -332,6 +332,26 @@ _RUN_ALL = (
     (error) => { window.__qwenRunAll = {ok: false, error: String(error)}; });
 }"""
 )
+_RUN_CELL = (
+    _FIND_NOTEBOOK
+    + """
+([path, index]) => {
+  const widget = findNotebook(path);
+  window.jupyterapp.shell.activateById(widget.id);
+  widget.content.activeCellIndex = index;
+  widget.content.deselectAll();
+  void window.jupyterapp.commands.execute('notebook:run-cell');
+}"""
+)
+_COMMAND = (
+    _FIND_NOTEBOOK
+    + """
+async ([path, name]) => {
+  const widget = findNotebook(path);
+  window.jupyterapp.shell.activateById(widget.id);
+  await window.jupyterapp.commands.execute(name);
+}"""
+)
 _SAVE = (
     _FIND_NOTEBOOK
     + """
@@ -385,6 +405,14 @@ class LabPage:
         result = self.page.evaluate("() => window.__qwenRunAll")
         if expect_ok:
             assert result["ok"], f"Run All failed: {result}\n{self.error_outputs()}"
+
+    def run_cell(self, index: int) -> None:
+        """Run one cell (markdown cells count) without waiting for it."""
+        self.page.evaluate(_RUN_CELL, [self.path, index])
+
+    def command(self, name: str) -> None:
+        """Execute a JupyterLab command on this notebook and wait for it."""
+        self.page.evaluate(_COMMAND, [self.path, name])
 
     def error_outputs(self) -> str:
         return "\n".join(

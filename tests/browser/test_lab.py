@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from pathlib import Path
+
 import pytest
 from fake_server import Reply
 
@@ -150,3 +154,101 @@ def test_exported_html_works_offline(open_notebook, model, page, lab, tmp_path):
     page.goto(exported.as_uri(), wait_until="load")
     check_tabs(page.locator("body"), math=False)
     print("requests blocked while viewing the export:", blocked)
+
+
+QUICKSTART = Path(__file__).resolve().parents[2] / "notebooks" / "01_quickstart.ipynb"
+
+
+@pytest.mark.skipif(not QUICKSTART.exists(), reason="notebooks/01_quickstart.ipynb is missing")
+def test_quickstart_runs_against_the_local_model(open_notebook, model, screenshot):
+    model.default_reply = Reply(thinking=THINKING, answer=ANSWER)
+    nb = open_notebook(str(QUICKSTART))
+    nb.command("notebook:clear-all-cell-outputs")
+    nb.run_all()
+    check = expect()
+    check(nb.page.locator(".jp-Notebook")).to_contain_text("Using the real API")
+    outputs = nb.page.locator(".jp-Notebook div.qwen-nb")
+    check(outputs).to_have_count(3)  # two %%qwen cells and a displayed ask() result
+    for index in range(3):
+        check(outputs.nth(index).locator(".qwen-nb-answer")).to_contain_text("ANSWER-MARKER")
+    check(outputs.first.locator(".qwen-nb-answer mjx-container").first).to_be_visible()
+    assert len(model.requests) == 3
+    first = model.requests[0].json["messages"][-1]["content"]
+    assert [part["type"] for part in first] == ["image_url", "text"]
+    outputs.first.scroll_into_view_if_needed()
+    screenshot("quickstart")
+
+
+def wait_until(predicate, what: str, timeout: float = 120.0) -> None:
+    """Poll a condition on this side (the model server); fail with `what` if it never holds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.1)
+
+
+def test_panel_image_stream_other_cell_stop_and_second_turn(
+    open_notebook, model, tmp_path, screenshot
+):
+    """Type, attach through the file chooser, Send, watch the thinking, run a cell meanwhile,
+    then a second turn that is stopped mid-stream and keeps its partial text."""
+    from PIL import Image
+
+    check = expect()
+    image_path = tmp_path / "red-square.png"
+    Image.new("RGB", (64, 48), (220, 30, 30)).save(image_path)
+    first_hold, second_hold = threading.Event(), threading.Event()
+    # The views are throttled without a trailing update, so the thinking streams at a pace
+    # the throttle lets through (0.1 s a chunk) before the server holds the answer back.
+    slow = {"chunk_chars": 10, "chunk_delay": 0.1}
+    model.queue(
+        Reply(thinking="THINK-ONE " * 20, answer="FIRST-ANSWER", hold_answer=first_hold, **slow),
+        Reply(thinking="THINK-TWO " * 20, answer="NEVER-SHOWN", hold_answer=second_hold, **slow),
+    )
+    try:
+        nb = open_notebook("panel.ipynb")
+        nb.run_cell(0)
+        chat = nb.cell_output(0).locator(".qwen-nb-chat")
+        check(chat).to_be_visible()
+        prompt = chat.locator(".qwen-nb-prompt textarea")
+        prompt.click()
+        prompt.type("What colour is PROMPT-ONE?")
+        # ipywidgets' FileUpload keeps its <input type=file> out of the DOM: use the chooser.
+        with nb.page.expect_file_chooser() as chooser:
+            chat.locator("button", has_text="Upload images").click()
+        chooser.value.set_files(str(image_path))
+        check(chat).to_contain_text("red-square.png")  # the thumbnail's caption
+        check(chat.locator("img").first).to_be_visible()
+        chat.locator("button.qwen-nb-send").click()
+
+        # Thinking streams (the answer is held back by the server), shown in Thinking.
+        check(chat.locator("pre.qwen-nb-trace", has_text="THINK-ONE")).to_be_visible()
+        check(chat).to_contain_text("thinking...")
+        nb.run_cell(2)
+        check(nb.cell_output(2)).to_contain_text("OTHER-CELL ran; panel busy: True")
+        first_hold.set()
+        check(chat).to_contain_text("FIRST-ANSWER")
+        check(chat).to_contain_text("done:")
+        sent = model.requests[0].json["messages"][-1]["content"]
+        assert [part["type"] for part in sent] == ["image_url", "text"]
+        assert sent[1]["text"] == "What colour is PROMPT-ONE?"
+
+        prompt.click()
+        prompt.type("And SECOND-PROMPT?")
+        chat.locator("button.qwen-nb-send").click()
+        check(chat.locator("pre.qwen-nb-trace", has_text="THINK-TWO")).to_be_visible()
+        chat.locator("button", has_text="Stop").click()
+        check(chat).to_contain_text("stopped: partial reply kept")
+        check(chat.locator("pre.qwen-nb-trace", has_text="THINK-TWO")).to_be_visible()
+        check(chat).not_to_contain_text("NEVER-SHOWN")
+        screenshot("panel-stopped-second-turn")
+
+        messages = model.requests[1].json["messages"]
+        assert [m["role"] for m in messages] == ["user", "assistant", "user"]
+        assert messages[1]["content"] == "FIRST-ANSWER"  # no thinking sent back
+        assert "THINK-ONE" not in str(messages)
+        assert [p["type"] for p in messages[0]["content"]] == ["image_url", "text"]
+    finally:
+        first_hold.set()
+        second_hold.set()
+    wait_until(lambda: model.active_streams == 0, "the stopped stream is closed")
