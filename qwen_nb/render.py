@@ -162,18 +162,28 @@ def status_message(response: QwenResponse) -> str | None:
     return None
 
 
+# Colours come from JupyterLab's theme variables (so dark themes stay readable), with
+# light fallbacks for nbconvert, nbviewer and other hosts.
+_BORDER = "var(--jp-border-color1,#d0d7de)"
+_MUTED = "var(--jp-content-font-color2,#57606a)"
 _STYLE = f"""<style>
-.{CSS_CLASS}{{display:flex;flex-wrap:wrap;border:1px solid #d0d7de;border-radius:6px;
+.{CSS_CLASS}{{display:flex;flex-wrap:wrap;border:1px solid {_BORDER};border-radius:6px;
 font-family:inherit;margin:2px 0}}
 .{CSS_CLASS}>input.{CSS_CLASS}-tab{{position:absolute;opacity:0;width:1px;height:1px}}
 .{CSS_CLASS}>label{{order:0;padding:4px 14px;cursor:pointer;border-bottom:2px solid transparent;
-color:#57606a;font-weight:600}}
-.{CSS_CLASS}>input.{CSS_CLASS}-tab:checked+label{{border-bottom-color:#fd8c73;color:#1f2328}}
+color:{_MUTED};font-weight:600}}
+.{CSS_CLASS}>input.{CSS_CLASS}-tab:checked+label{{border-bottom-color:var(--jp-brand-color1,#fd8c73);
+color:var(--jp-content-font-color1,#1f2328)}}
+.{CSS_CLASS}>input.{CSS_CLASS}-tab:focus-visible+label{{
+outline:2px solid var(--jp-brand-color1,#0969da)}}
 .{CSS_CLASS}>.{CSS_CLASS}-panel{{order:1;width:100%;padding:6px 12px;
-border-top:1px solid #d0d7de;box-sizing:border-box;overflow-x:auto}}
+border-top:1px solid {_BORDER};box-sizing:border-box;overflow-x:auto}}
 .{CSS_CLASS}>input.{CSS_CLASS}-tab:not(:checked)+label+.{CSS_CLASS}-panel{{display:none}}
-.{CSS_CLASS}>.{CSS_CLASS}-warning{{order:2;width:100%;padding:4px 12px;background:#fff8c5}}
-.{CSS_CLASS}-trace{{white-space:pre-wrap;font-size:0.9em;color:#57606a;margin:0}}
+.{CSS_CLASS}>.{CSS_CLASS}-warning{{order:2;width:100%;padding:4px 12px;
+background:var(--jp-warn-color3,#fff8c5)}}
+.{CSS_CLASS}-trace{{white-space:pre-wrap;font-size:0.9em;color:{_MUTED};margin:0}}
+.{CSS_CLASS}-answer pre{{background:var(--jp-layout-color2,#f6f8fa);padding:8px 10px;
+border-radius:4px;overflow-x:auto}}
 .{CSS_CLASS} .{CSS_CLASS}-heading{{display:none}}
 </style>"""
 
