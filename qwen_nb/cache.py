@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._errors import CacheMissError, ConfigError, Interrupted
+from ._stream import EventStreamBase
 from ._types import (
     AnswerDelta,
     ChatRequest,
@@ -344,7 +345,7 @@ def _same_reply(old: CacheEntry, new: CacheEntry) -> bool:
 # --- streams ---------------------------------------------------------------------------
 
 
-class ReplayStream:
+class ReplayStream(EventStreamBase):
     """Streams a recorded reply with its recorded rhythm, compressed to at most
     MAX_REPLAY_SECONDS. Same protocol as `client.ResponseStream`."""
 
@@ -363,19 +364,7 @@ class ReplayStream:
         self._stop = threading.Event()
         self._thinking: list[str] = []
         self._answer: list[str] = []
-        self._iterator: Iterator[StreamEvent] | None = None
         self._final: QwenResponse | None = None
-
-    def __iter__(self) -> Iterator[StreamEvent]:
-        if self._iterator is None:
-            self._iterator = self._events()
-        return self._iterator
-
-    def __enter__(self) -> ReplayStream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def close(self) -> None:
         self._stop.set()
@@ -411,7 +400,7 @@ class ReplayStream:
         yield Finished(final)
 
 
-class RecordingStream:
+class RecordingStream(EventStreamBase):
     """Passes a live stream through and writes an entry when it finishes complete."""
 
     def __init__(
@@ -423,18 +412,6 @@ class RecordingStream:
         self.key = key
         self.base_url = base_url
         self.saved_to: Path | None = None
-        self._iterator: Iterator[StreamEvent] | None = None
-
-    def __iter__(self) -> Iterator[StreamEvent]:
-        if self._iterator is None:
-            self._iterator = self._events()
-        return self._iterator
-
-    def __enter__(self) -> RecordingStream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def close(self) -> None:
         self.inner.close()

@@ -34,6 +34,7 @@ from ._errors import (
 )
 from ._protocol import ChatAccumulator, build_payload, parse_chunk, parse_error_body
 from ._sse import SSEDecoder
+from ._stream import EventStreamBase
 from ._types import ChatRequest, Finished, QwenResponse, StreamEvent
 
 if TYPE_CHECKING:
@@ -165,7 +166,7 @@ def _refuses_thinking_budget(message: str) -> bool:
     )
 
 
-class ResponseStream:
+class ResponseStream(EventStreamBase):
     """Iterate for events (the last one is `Finished`); `.response` is the snapshot so far."""
 
     def __init__(
@@ -187,24 +188,12 @@ class ResponseStream:
         self._accumulator = ChatAccumulator(assume_thinking=assume_thinking)
         self._stop = threading.Event()
         self._response: httpx.Response | None = None
-        self._iterator: Iterator[StreamEvent] | None = None
         self.attempts = 0
         self.notes: list[str] = []
         self.cost_usd: float | None = None
         self.complete = False
 
     # -- public -------------------------------------------------------------------------
-
-    def __iter__(self) -> Iterator[StreamEvent]:
-        if self._iterator is None:
-            self._iterator = self._events()
-        return self._iterator
-
-    def __enter__(self) -> ResponseStream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     @property
     def stopped(self) -> bool:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ._errors import Interrupted
+from ._stream import EventStreamBase
 from ._types import (
     AnswerDelta,
     ChatRequest,
@@ -210,7 +211,7 @@ def chunk(text: str, rng: random.Random) -> list[str]:
     return pieces
 
 
-class OfflineStream:
+class OfflineStream(EventStreamBase):
     """Same protocol as `client.ResponseStream`: iterate for events (the last one is
     `Finished`), `close()` from any thread, `.response` is the snapshot so far."""
 
@@ -228,23 +229,11 @@ class OfflineStream:
         self._usage = Usage()
         self._finish_reason: str | None = None
         self._complete = False
-        self._iterator: Iterator[StreamEvent] | None = None
         fingerprint = request_fingerprint(request)
         self.request_id = f"offline-{fingerprint[:24]}"
         self._rng = random.Random(int(fingerprint[:16], 16))
         model = request.model
         self.model = model if SIMULATOR in model else f"{model} ({SIMULATOR})"
-
-    def __iter__(self) -> Iterator[StreamEvent]:
-        if self._iterator is None:
-            self._iterator = self._events()
-        return self._iterator
-
-    def __enter__(self) -> OfflineStream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def close(self) -> None:
         self._stop.set()
