@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import html
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -52,6 +53,56 @@ class Throttle:
             self._last = now
             return True
         return False
+
+
+class QuietFlush:
+    """Draws a throttled view once the stream goes quiet, and ticks its status meanwhile.
+
+    A throttled view skips events that come too soon after the last draw; the next event
+    draws them. When no next event comes (the model pauses, or thinks silently before its
+    first token) the view would stay stale, so this background ticker calls `draw` once
+    the stream has been quiet for `quiet` seconds, then every `tick` seconds (the status
+    shows the time waited). It draws nothing while events flow, so it costs no bytes then.
+    """
+
+    def __init__(self, draw: Callable[[], None], *, quiet: float = 0.25,
+                 tick: float = 1.0) -> None:
+        self._draw = draw
+        self.quiet = quiet
+        self.tick = tick
+        self._last_event = time.monotonic()
+        self._last_draw = self._last_event
+        self._dirty = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="qwen-nb-quiet")
+        self._thread.start()
+
+    def event(self, *, drawn: bool) -> None:
+        """An event arrived; `drawn` says whether the view drew it already."""
+        now = time.monotonic()
+        self._last_event = now
+        if drawn:
+            self._last_draw = now
+        self._dirty = not drawn  # a draw shows everything so far
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.quiet / 2):
+            now = time.monotonic()
+            if now - self._last_event < self.quiet:
+                continue  # events are flowing: the view draws them itself
+            if self._dirty or now - self._last_draw >= self.tick:
+                self._dirty = False
+                self._last_draw = now
+                try:
+                    self._draw()
+                except Exception:  # a closed widget must not kill the kernel's thread
+                    return
+
+    def stop(self) -> None:
+        """Stop ticking; returns once a draw in progress has finished."""
+        self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=2.0)
 
 
 def trace_block_html(text: str) -> str:
@@ -231,21 +282,22 @@ class LiveTabs:
         self._status_at = -status_interval
         self._streaming = False
 
-    def show_text(self, thinking: str, answer: str) -> None:
+    def show_text(self, thinking: str, answer: str, *, force: bool = False) -> None:
+        """`force`: send held-back text now (the stream went quiet)."""
         self._streaming = bool(thinking or answer)
         if answer:
             if self.tab.selected_index != ANSWER:
                 self.tab.selected_index = ANSWER
-            self.answer_text.show(answer)
+            self.answer_text.show(answer, force=force)
         elif thinking and self.tab.selected_index != THINKING:
             self.tab.selected_index = THINKING
         if thinking:
-            self.thinking_text.show(thinking)
+            self.thinking_text.show(thinking, force=force)
 
-    def show_status(self, text: str) -> None:
+    def show_status(self, text: str, *, force: bool = False) -> None:
         now = self.clock()
         interval = self.streaming_status_interval if self._streaming else self.status_interval
-        if now - self._status_at >= interval and text != self.status.value:
+        if (force or now - self._status_at >= interval) and text != self.status.value:
             self._status_at = now
             self.status.value = text
 
@@ -295,7 +347,8 @@ class LiveView:
     """
 
     def __init__(self, *, max_rate: float = 12.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 flush_when_quiet: bool = True) -> None:
         from IPython.display import display
 
         self.tabs = LiveTabs(clock=clock)
@@ -303,16 +356,32 @@ class LiveView:
         self.throttle = Throttle(max_rate, clock=clock)
         self.handle = display(self.tabs.box, display_id=True)
         self.updates = 0
+        self._lock = threading.Lock()  # the quiet-flush thread draws too
+        self._closed = False
+        self._quiet = QuietFlush(self._draw_quiet) if flush_when_quiet else None
 
     def update(self, event: StreamEvent) -> None:
         if isinstance(event, Finished):
             self._finalize(event.response)
             return
-        self.text.add(event)
-        if self.throttle.ready():
-            self.updates += 1
-            self.tabs.show_text("".join(self.text.thinking), "".join(self.text.answer))
-            self.tabs.show_status(self.text.status())
+        with self._lock:
+            self.text.add(event)
+            drawn = self.throttle.ready()
+            if drawn:
+                self._draw()
+        if self._quiet is not None:
+            self._quiet.event(drawn=drawn)
+
+    def _draw(self, *, force: bool = False) -> None:
+        self.updates += 1
+        self.tabs.show_text("".join(self.text.thinking), "".join(self.text.answer),
+                            force=force)
+        self.tabs.show_status(self.text.status(), force=force)
+
+    def _draw_quiet(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._draw(force=True)
 
     def fail(self, error: QwenError) -> None:
         response = error.response or QwenResponse(
@@ -324,10 +393,14 @@ class LiveView:
         self._finalize(response)
 
     def _finalize(self, response: QwenResponse) -> None:
-        data, metadata = static_bundle(response)
-        if self.handle is not None:
-            self.handle.update(data, metadata=metadata, raw=True)
-        self.tabs.close()
+        if self._quiet is not None:
+            self._quiet.stop()
+        with self._lock:
+            self._closed = True
+            data, metadata = static_bundle(response)
+            if self.handle is not None:
+                self.handle.update(data, metadata=metadata, raw=True)
+            self.tabs.close()
 
 
 class TerminalView:

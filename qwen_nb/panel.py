@@ -34,7 +34,7 @@ from ._types import (
     UsageUpdate,
 )
 from .conversation import Conversation, Turn, add_note, estimate_tokens
-from .display import LiveTabs, Throttle
+from .display import LiveTabs, QuietFlush, Throttle
 
 THUMBNAIL_SIZE = 96
 # How long Stop waits for the reply thread to notice before it marks the turn stopped
@@ -568,7 +568,10 @@ class Panel:
         """The reply thread: stream into the turn's tabs, then settle the turn."""
         view = _TurnView(self, reply)
         try:
-            response = api.run(request, settings, view, stream=reply.stream)
+            try:
+                response = api.run(request, settings, view, stream=reply.stream)
+            finally:
+                view.stop()
         except Interrupted as error:
             self._settle(reply, error.response or view.partial(error.message), stopped=True)
         except QwenError as error:
@@ -688,22 +691,43 @@ class _TurnView:
         self.panel = panel
         self.reply = reply
         self.throttle = Throttle(panel.max_rate)
+        self._lock = threading.Lock()  # the quiet-flush thread draws too
+        self._quiet: QuietFlush | None = None  # started by the first event
 
     def update(self, event: StreamEvent) -> None:
         reply = self.reply
-        if isinstance(event, ThinkingDelta):
-            reply.thinking.append(event.text)
-        elif isinstance(event, AnswerDelta):
-            reply.answer.append(event.text)
-        elif isinstance(event, UsageUpdate):
-            reply.completion_tokens = event.usage.completion_tokens
-        else:
-            return  # Finished: _consume settles the turn with the response api.run returns
-        if self.throttle.ready() and not reply.settled:
-            reply.tabs.show_text("".join(reply.thinking), "".join(reply.answer))
-            status = self.status()
-            reply.tabs.show_status(status)
-            self.panel.status.value = status
+        with self._lock:
+            if isinstance(event, ThinkingDelta):
+                reply.thinking.append(event.text)
+            elif isinstance(event, AnswerDelta):
+                reply.answer.append(event.text)
+            elif isinstance(event, UsageUpdate):
+                reply.completion_tokens = event.usage.completion_tokens
+            else:
+                return  # Finished: _consume settles the turn with what api.run returns
+            drawn = self.throttle.ready()
+            if drawn:
+                self._draw()
+        if self._quiet is None:
+            self._quiet = QuietFlush(self._draw_quiet)
+        self._quiet.event(drawn=drawn)
+
+    def _draw(self, *, force: bool = False) -> None:
+        reply = self.reply
+        if reply.settled:
+            return
+        reply.tabs.show_text("".join(reply.thinking), "".join(reply.answer), force=force)
+        status = self.status()
+        reply.tabs.show_status(status, force=force)
+        self.panel.status.value = status
+
+    def _draw_quiet(self) -> None:
+        with self._lock:
+            self._draw(force=True)
+
+    def stop(self) -> None:
+        if self._quiet is not None:
+            self._quiet.stop()
 
     def fail(self, error: QwenError) -> None:
         pass  # _consume settles the turn with the error's partial response
