@@ -236,7 +236,12 @@ def batch(
     settings = resolve_settings(**{k: options.pop(k) for k in _SETTINGS_KEYS if k in options})
     request_options = {k: options.pop(k) for k in _REQUEST_KEYS if k in options}
     generation = api.make_options(**options)  # refuse a bad option before sending anything
-    settings.require_key()  # one clear error, not one per item
+    from .cache import resolve_mode
+
+    if resolve_mode(cache) in ("off", "record"):
+        # One clear error, not one per item. With a cache that can replay, recorded items
+        # need no key, so a missing one fails only the items that are not recorded.
+        settings.require_key()
     stream_kwargs: dict[str, Any] = {}
     if cache is not None:
         stream_kwargs["cache"] = cache

@@ -242,6 +242,20 @@ def test_cached_items_are_served_from_the_cache(server, tmp_path):
     assert again.answers == first.answers == [f"answer {i}" for i in range(5)]
 
 
+def test_a_recorded_batch_replays_without_a_key(server, tmp_path, monkeypatch):
+    server.reply_fn = lambda body: Reply(answer=f"answer {number(body)}")
+    prompts = [f"item {i}" for i in range(3)]
+    qwen_nb.batch(prompts, cache="auto", cache_dir=tmp_path, progress=False)
+    monkeypatch.delenv("QWEN_NB_API_KEY")
+    for mode in ("auto", "replay"):
+        again = qwen_nb.batch(prompts, cache=mode, cache_dir=tmp_path, progress=False)
+        assert again.answers == [f"answer {i}" for i in range(3)]
+    # A request that was never recorded still needs the key, and says so.
+    fresh = qwen_nb.batch(["new item 9"], cache="auto", cache_dir=tmp_path, progress=False)
+    assert "API key" in str(fresh[0].error)
+    assert len(server.requests) == 3
+
+
 def test_text_progress_bar_shows_counts_and_tokens(server, capsys):
     server.reply_fn = lambda body: (Reply(status=400) if number(body) == 1
                                     else Reply(delay_first_byte=0.3))
