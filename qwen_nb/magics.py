@@ -142,68 +142,26 @@ class QwenMagics(Magics):
         self._ask(args, text)
 
     def _ask(self, args: Any, text: str) -> None:
+        """inputs -> request -> stream -> view; every check happens before anything is sent."""
         from . import api
-        from ._config import resolve_settings
         from .display import make_view
-        from .images import is_image_like
 
         if not text.strip():
             raise InputError("The cell is empty: write a prompt below %%qwen.")
         if args.out is not None and not args.out.isidentifier():
             raise InputError(f"--out {args.out!r} is not a valid variable name.")
-        settings = resolve_settings(
-            provider=args.provider,
-            base_url=args.base_url,
-            model=args.model,
-            timeout=args.timeout,
-            connect_timeout=args.connect_timeout,
-            max_attempts=args.max_attempts,
-            config=self.config_values(),
-        )
-        options = api.make_options(
-            temperature=_pick(
-                args.temperature, self.temperature if self.temperature >= 0 else None
-            ),
-            top_p=args.top_p,
-            max_tokens=_pick(args.max_tokens, self.max_tokens or None),
-            seed=args.seed,
-            thinking_budget=_pick(args.thinking_budget, self.thinking_budget or None),
-            stream=not args.no_stream,
-        )
-        max_pixels = _pick(args.max_pixels, self.max_pixels)
-        if max_pixels <= 0:
-            raise InputError(f"--max-pixels must be positive, not {max_pixels}.")
-        inline = args.inline_urls or self.inline_urls or not settings.provider.fetches_image_urls
-
-        from .images import prepare_images
-
-        def prepare(value: Any, label: str) -> list[PromptPart]:
-            return list(
-                prepare_images(value, label=label, max_pixels=max_pixels, inline_urls=inline)
-            )
-
-        namespace = self.shell.user_ns
-        parts: list[PromptPart] = []
-        for expression in args.image:
-            parts.extend(prepare(self._evaluate(expression), expression))
-        if args.no_interpolate:
-            parts.append(text)
-        else:
-            from ._interpolate import split_references
-
-            for piece in split_references(text, namespace, is_image_like):
-                parts.extend([piece] if isinstance(piece, str) else prepare(piece[1], piece[0]))
+        settings = self._settings(args)
         chat = None
         if args.chat is not None:
             from . import conversation
 
             chat = conversation.get(args.chat)
         request = api.build_request(
-            parts,
+            self._prompt_parts(args, text, settings),
             model=settings.model,
             system=_pick(args.system, self.system or None),
             history=chat.messages() if chat is not None else (),
-            options=options,
+            options=self._options(args),
         )
         # Open first: a missing key, a bad cache mode or a replay miss fails the cell
         # before an (empty) live view appears.
@@ -227,6 +185,59 @@ class QwenMagics(Magics):
             response = add_note(response, note)
             chat.add(request.messages[-1], response)
         self._store(response, args.out)
+
+    def _settings(self, args: Any) -> Any:
+        from ._config import resolve_settings
+
+        return resolve_settings(
+            provider=args.provider,
+            base_url=args.base_url,
+            model=args.model,
+            timeout=args.timeout,
+            connect_timeout=args.connect_timeout,
+            max_attempts=args.max_attempts,
+            config=self.config_values(),
+        )
+
+    def _options(self, args: Any) -> Any:
+        from . import api
+
+        return api.make_options(
+            temperature=_pick(
+                args.temperature, self.temperature if self.temperature >= 0 else None
+            ),
+            top_p=args.top_p,
+            max_tokens=_pick(args.max_tokens, self.max_tokens or None),
+            seed=args.seed,
+            thinking_budget=_pick(args.thinking_budget, self.thinking_budget or None),
+            stream=not args.no_stream,
+        )
+
+    def _prompt_parts(self, args: Any, text: str, settings: Any) -> list[PromptPart]:
+        """Images from -i first, then the cell text with {name} references resolved."""
+        from .images import is_image_like, prepare_images
+
+        max_pixels = _pick(args.max_pixels, self.max_pixels)
+        if max_pixels <= 0:
+            raise InputError(f"--max-pixels must be positive, not {max_pixels}.")
+        inline = args.inline_urls or self.inline_urls or not settings.provider.fetches_image_urls
+
+        def prepare(value: Any, label: str) -> list[PromptPart]:
+            return list(
+                prepare_images(value, label=label, max_pixels=max_pixels, inline_urls=inline)
+            )
+
+        parts: list[PromptPart] = []
+        for expression in args.image:
+            parts.extend(prepare(self._evaluate(expression), expression))
+        if args.no_interpolate:
+            parts.append(text)
+            return parts
+        from ._interpolate import split_references
+
+        for piece in split_references(text, self.shell.user_ns, is_image_like):
+            parts.extend([piece] if isinstance(piece, str) else prepare(piece[1], piece[0]))
+        return parts
 
     def _cache_options(self, mode: str | None) -> dict[str, Any]:
         """--cache, then QWEN_NB_CACHE_MODE, then %config (QWEN_NB_CACHE before cache_dir)."""
