@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._errors import CacheMissError, ConfigError, Interrupted
+from ._errors import CacheMissError, ConfigError, Interrupted, QwenError
 from ._stream import EventStreamBase
 from ._types import (
     AnswerDelta,
@@ -195,6 +195,11 @@ class CacheEntry:
             elapsed=reply.get("elapsed"),
             time_to_first_token=reply.get("time_to_first_token"),
             provider=reply.get("provider"),
+            # A refusal and the transport's notes (e.g. "sent without thinking_budget") are
+            # part of what the original showed; without them a replayed refusal would read
+            # as "no answer text".
+            refusal=reply.get("refusal"),
+            notes=tuple(str(note) for note in reply.get("notes") or ()),
             replayed_from=self.recorded or "unknown date",
         )
 
@@ -270,6 +275,9 @@ def make_entry(
                 "provider": response.provider,
                 "elapsed": _round(response.elapsed),
                 "time_to_first_token": _round(response.time_to_first_token),
+                # Only when present, so ordinary entries stay as they were.
+                **({"refusal": response.refusal} if response.refusal else {}),
+                **({"notes": list(response.notes)} if response.notes else {}),
             },
             "timing": [f"{s.delay:.3f} {s.kind} {len(s.text)}" for s in segments],
         }
@@ -327,7 +335,10 @@ class Cache:
         """Write atomically. An unchanged reply leaves the file (and its date) as it was,
         so re-recording a deterministic reply does not churn git."""
         path = self.path_for(request, entry.key)
-        old = self.load(request, entry.key)
+        try:
+            old = self.load(request, entry.key)
+        except ConfigError:  # an unreadable old entry is what recording replaces
+            old = None
         if old is not None and _same_reply(old, entry):
             return path
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -338,7 +349,7 @@ class Cache:
 
 
 def _same_reply(old: CacheEntry, new: CacheEntry) -> bool:
-    fields = ("answer", "thinking", "usage", "finish_reason", "model")
+    fields = ("answer", "thinking", "usage", "finish_reason", "model", "refusal")
     return all(old.data["response"].get(f) == new.data["response"].get(f) for f in fields)
 
 
@@ -432,7 +443,16 @@ class RecordingStream(EventStreamBase):
                 entry = make_entry(
                     self.request, self.base_url, self.key, event.response, coalesce(segments)
                 )
-                self.saved_to = self.cache.save(self.request, entry)
+                try:
+                    self.saved_to = self.cache.save(self.request, entry)
+                except (OSError, QwenError) as exc:
+                    # The reply arrived whole (and was paid for): a cache folder that cannot
+                    # be written must not lose it. The Details tab says it was not recorded.
+                    note = (
+                        f"not recorded: the cache folder {self.cache.directory} cannot be "
+                        f"written ({type(exc).__name__}: {getattr(exc, 'strerror', None) or exc})"
+                    )
+                    event = Finished(event.response.replace(notes=(*event.response.notes, note)))
             yield event
 
 

@@ -1,0 +1,57 @@
+"""Review fixes in the features built on the core (cache, panel, display, batch, images)."""
+
+from __future__ import annotations
+
+import json
+
+from fake_server import Reply
+
+import qwen_nb
+from qwen_nb.render import static_bundle
+
+REFUSAL = "I can't help with identifying people."
+
+
+def test_a_replayed_refusal_reads_as_the_original_did(server, tmp_path):
+    server.queue(Reply(thinking="Hmm.", answer="", refusal=REFUSAL))
+    live = qwen_nb.ask("Who is this?", cache="auto", cache_dir=tmp_path)
+    assert live.refusal == REFUSAL
+    replayed = qwen_nb.ask("Who is this?", cache="replay", cache_dir=tmp_path)
+    assert len(server.requests) == 1 and replayed.replayed_from
+    assert replayed.refusal == REFUSAL
+    html = static_bundle(replayed)[0]["text/html"]
+    assert "The model refused to answer" in html and "no answer text" not in html
+
+
+def test_the_transport_notes_of_a_recording_are_replayed(server, tmp_path):
+    # The provider refuses thinking_budget once; the client resends without it and notes it.
+    server.queue(
+        Reply(status=400, error_body={"error": {"message": "Unknown parameter: thinking_budget"}}),
+        Reply(answer="Fine."),
+    )
+    live = qwen_nb.ask("Hi", cache="auto", cache_dir=tmp_path, thinking_budget=100)
+    assert any("thinking_budget" in note for note in live.notes)
+    replayed = qwen_nb.ask("Hi", cache="replay", cache_dir=tmp_path, thinking_budget=100)
+    assert replayed.notes == live.notes
+
+
+def test_an_unwritable_cache_folder_does_not_lose_a_finished_reply(server, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    server.queue(Reply(thinking="Thought.", answer="The whole answer."))
+    response = qwen_nb.ask("Q?", cache="record", cache_dir=blocker / "cache")
+    assert len(server.requests) == 1
+    assert (response.answer, response.thinking, response.complete) == (
+        "The whole answer.", "Thought.", True)
+    assert any(note.startswith("not recorded") for note in response.notes)
+
+
+def test_record_mode_replaces_an_unreadable_entry(server, tmp_path):
+    server.queue(Reply(answer="First."))
+    qwen_nb.ask("Again?", cache="record", cache_dir=tmp_path)
+    [path] = tmp_path.glob("*.json")
+    path.write_text("{ truncated by a bad merge")
+    server.queue(Reply(answer="Second."))
+    response = qwen_nb.ask("Again?", cache="record", cache_dir=tmp_path)
+    assert response.answer == "Second." and not response.notes
+    assert json.loads(path.read_text())["response"]["answer"] == "Second."
