@@ -523,8 +523,9 @@ class _WidgetProgress(_Progress):
             self.handle.update(
                 {"text/plain": text, "text/html": f"<pre>{html.escape(text)}</pre>"}, raw=True
             )
-        for widget in (self.bar, self.label, self.box):
-            widget.close()
+        from .display import close_widgets  # with their Layout / Style models
+
+        close_widgets((self.box,))
 
 
 def _make_progress(total: int) -> _Progress:

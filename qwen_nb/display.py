@@ -39,6 +39,20 @@ def make_view(shell: Any = None, *, max_rate: float = 12.0) -> LiveView | Termin
     return LiveView(max_rate=max_rate) if in_kernel(shell) else TerminalView()
 
 
+def close_widgets(roots: Any) -> None:
+    """Close widgets, everything inside them, and their Layout and Style models.
+
+    Each Layout / Style is a model of its own (in the front end and in ipywidgets'
+    registry) that `Widget.close()` leaves open: without this, every closed turn, live
+    view or progress bar leaked a few of them for the life of the kernel."""
+    for widget in roots:
+        close_widgets(tuple(getattr(widget, "children", ()) or ()))
+        for part in (getattr(widget, "layout", None), getattr(widget, "style", None)):
+            if part is not None and hasattr(part, "close"):
+                part.close()
+        widget.close()
+
+
 class Throttle:
     """Says when enough time has passed since the last update."""
 
@@ -313,8 +327,7 @@ class LiveTabs:
     def close(self) -> None:
         self.answer_text.close()
         self.thinking_text.close()
-        for widget in (self.details, self.status, self.tab, self.box):
-            widget.close()
+        close_widgets((self.box,))
 
 
 class TextAccumulator:

@@ -34,7 +34,7 @@ from ._types import (
     UsageUpdate,
 )
 from .conversation import Conversation, Turn, add_note, estimate_tokens
-from .display import LiveTabs, QuietFlush, Throttle
+from .display import LiveTabs, QuietFlush, Throttle, close_widgets
 
 THUMBNAIL_SIZE = 96
 # How long Stop waits for the reply thread to notice before it marks the turn stopped
@@ -825,11 +825,9 @@ def _image_problem(error: Exception) -> str:
 
 
 def _close_tree(roots: Sequence[Any]) -> None:
-    """Close widgets and everything inside them (children, accordion pages)."""
-    for widget in roots:
-        children = getattr(widget, "children", ())
-        _close_tree(tuple(children or ()))
-        widget.close()
+    """Close widgets and everything inside them (children, accordion pages), with their
+    Layout and Style models (see display.close_widgets)."""
+    close_widgets(roots)
 
 
 def _number_text(value: float | int | None) -> str:

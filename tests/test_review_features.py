@@ -55,3 +55,47 @@ def test_record_mode_replaces_an_unreadable_entry(server, tmp_path):
     response = qwen_nb.ask("Again?", cache="record", cache_dir=tmp_path)
     assert response.answer == "Second." and not response.notes
     assert json.loads(path.read_text())["response"]["answer"] == "Second."
+
+
+# -- widgets: close() must close every model it made ------------------------------------------
+
+
+def open_widget_models() -> int:
+    """Widget models alive in ipywidgets' registry (Layouts and Styles included)."""
+    from ipywidgets.widgets.widget import _instances
+
+    return len(_instances)
+
+
+def test_panel_close_leaves_no_widget_model_open(server):
+    from PIL import Image
+
+    from qwen_nb.panel import Panel
+
+    before = open_widget_models()
+    panel = Panel(namespace={})
+    panel.attach(Image.new("RGB", (64, 48), "red"))
+    panel.attach(Image.new("RGB", (48, 64), "blue"))
+    panel.remove_attachment(0)  # re-rendered thumbnails must not leak either
+    for prompt in ("First?", "Second?"):
+        assert panel.send(prompt) and panel.wait(30)
+    panel.new_chat()
+    assert panel.send("Third?") and panel.wait(30)
+    panel.close()
+    assert open_widget_models() == before
+
+
+def test_live_view_and_batch_progress_leave_no_widget_model_open(server, _global_ip):
+    from qwen_nb import api
+    from qwen_nb._batch import BatchResult, _WidgetProgress
+    from qwen_nb._config import resolve_settings
+    from qwen_nb.display import LiveView
+
+    before = open_widget_models()
+    settings = resolve_settings()
+    request = api.build_request(["Hi"], model=settings.model)
+    response = api.run(request, settings, LiveView())
+    assert response.complete
+    progress = _WidgetProgress(3)
+    progress.close(BatchResult([], elapsed=0.1, interrupted=False))
+    assert open_widget_models() == before
