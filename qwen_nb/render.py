@@ -251,6 +251,45 @@ _INLINE_CODE = re.compile(r"(`+)(.+?)\1")
 def inert_markdown(text: str) -> str:
     """Markdown with `<` outside code escaped and links to unsafe schemes (javascript:,
     data:, ...) broken, so a renderer that allows HTML shows them as text."""
+    candidate = _escape_outside_code(text)
+    # The line-by-line guess at what is code can disagree with a real CommonMark parser
+    # (unmatched backtick runs, a backtick in a fence's info string, a fence in a list
+    # item that ends at the next unindented line, tabs...), and where it does, raw HTML
+    # would be live. So check with a real parser, and send the text verbatim in a code
+    # block when the guess was wrong.
+    return candidate if _parses_inert(candidate) else _literal_block(text)
+
+
+def _parses_inert(markdown: str) -> bool:
+    """No raw HTML and no link to an unsafe scheme when a permissive CommonMark renderer
+    (raw HTML on, no link validation) parses `markdown`."""
+    from urllib.parse import unquote
+
+    from markdown_it import MarkdownIt
+
+    md = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+    md.validateLink = lambda url: True  # judge every link below, as a lax renderer would
+    stack = md.parse(markdown)
+    while stack:
+        token = stack.pop()
+        if token.type in ("html_block", "html_inline"):
+            return False
+        for name in ("href", "src"):
+            url = token.attrGet(name)
+            if url is not None and not _safe_destination(unquote(str(url))):
+                return False
+        stack.extend(token.children or ())
+    return True
+
+
+def _literal_block(text: str) -> str:
+    """`text` as a fenced code block that no line of it can close: shown as written."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}\n{text}\n{fence}"
+
+
+def _escape_outside_code(text: str) -> str:
     out: list[str] = []
     fence: str | None = None
     lines = text.split("\n")

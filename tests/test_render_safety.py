@@ -51,6 +51,12 @@ PAYLOADS = [
     "<details open ontoggle=alert(1)>",
     "<style>*{display:none}</style>",
     "&lt;script&gt;alert(1)&lt;/script&gt;",
+    # Backticks that look like code to a line-by-line guess but are not code to CommonMark.
+    "``<img src=x onerror=alert(1)>`",
+    "```<img src=x onerror=alert(1)>`",
+    "\\`<img src=x onerror=alert(1)>`",
+    "\t```\n<img src=x onerror=alert(1)>",
+    "- a\n\n   ```\n<img src=x onerror=alert(1)>",
 ]
 
 
@@ -141,6 +147,22 @@ def test_safe_links_and_markdown_still_work():
     assert "<strong>bold</strong>" in rendered and "<code>code</code>" in rendered
     data, _ = static_bundle(QwenResponse(answer="See [docs](https://example.org)."))
     assert "[docs](https://example.org)" in data["text/markdown"]
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_markdown_fallback_is_inert_when_the_answer_is_only_the_payload(payload):
+    # At the start of the answer, so line-start constructs (fences, lists) count.
+    data, _ = static_bundle(QwenResponse(answer=payload))
+    assert_inert(render_markdown_permissively(data["text/markdown"]))
+
+
+def test_ordinary_markdown_keeps_its_markup_in_the_markdown_fallback():
+    # The CommonMark check behind inert_markdown must not turn plain answers with code
+    # into a literal block: only text whose code the line-by-line guess misread.
+    answer = ("Use `a < b` here.\n\n```python\nif a < b:\n    pass\n```\n\n"
+              "- item with [a link](https://example.org)\n- `x<y` and **bold**")
+    data, _ = static_bundle(QwenResponse(answer=answer))
+    assert data["text/markdown"].startswith(answer)
 
 
 dangerous_text = st.lists(st.sampled_from([
