@@ -207,7 +207,9 @@ class ResponseStream(EventStreamBase):
         """Stop now, from any thread: wakes a blocked read and frees the connection."""
         self._stop.set()
         response = self._response
-        if response is None:
+        if response is None or response.is_closed:
+            # A closed response (its body fully read) has given its connection back to the
+            # shared pool, where another stream may be using it now: never touch its socket.
             return
         # Closing an httpx response from another thread does not wake a recv() blocked on
         # a silent server; shutting the socket down does.

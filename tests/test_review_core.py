@@ -1,0 +1,41 @@
+"""Core request path: behaviours found in a review, each failing without its fix."""
+
+from __future__ import annotations
+
+import threading
+
+import httpx
+from fake_server import Reply
+
+from qwen_nb import api
+from qwen_nb._config import resolve_settings
+from qwen_nb.client import ResponseStream
+
+
+def _request(text: str = "hello", **options):
+    return api.build_request([text], model="qwen3-vl-32b-thinking",
+                             options=api.make_options(**options))
+
+
+def test_close_after_the_body_was_read_leaves_the_pooled_connection_alone(server):
+    # A non-streamed reply is read whole, which hands its keep-alive connection back to
+    # the pool while the stream still yields its events. Stopping it then (the panel's
+    # Stop, from another thread) must not shut down that socket: the next stream on the
+    # pool is using it.
+    with httpx.Client() as http:  # one pool with one connection: B reuses A's socket
+        settings = resolve_settings()
+        first = ResponseStream(_request(stream=False), settings, http=http)
+        events = iter(first)
+        next(events)  # body read; first is suspended mid-iteration
+        hold = threading.Event()
+        server.queue(Reply(hold_answer=hold))
+        second = ResponseStream(_request(), settings, http=http)
+        second_events = iter(second)
+        next(second_events)  # mid-stream on the pooled connection
+        stopper = threading.Thread(target=first.close)
+        stopper.start()
+        stopper.join(30)
+        hold.set()
+        rest = list(second_events)
+        assert rest[-1].response.complete
+        assert rest[-1].response.answer == Reply().answer
