@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ._errors import ImageError
-from ._image_plan import Budget, plan_size
+from ._image_plan import MAX_ASPECT_RATIO, Budget, plan_size
 from ._image_sniff import sniff_format
 from ._types import PreparedImage
 
@@ -248,6 +248,7 @@ def _can_pass_through(decoded: Decoded, data: bytes, budget: Budget) -> bool:
         and decoded.orientation == 1
         and (image.mode in ("L", "RGB") or (image.mode == "P" and "transparency" not in image.info))
         and budget.min_pixels <= width * height <= budget.max_pixels
+        and max(width, height) <= MAX_ASPECT_RATIO * min(width, height)  # Qwen's limit
         and len(data)
         <= _PASSTHROUGH_BYTES_PER_PIXEL * width * height + _PASSTHROUGH_HEADER_ALLOWANCE
         and not _has_gps(image)  # re-encoding drops EXIF: don't send where a photo was taken

@@ -11,6 +11,10 @@ from dataclasses import dataclass
 from ._errors import ImageError
 from ._types import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, QWEN3_VL_UNIT
 
+# Qwen's image processors (qwen-vl-utils' and transformers' smart_resize, hence vLLM and
+# SGLang) raise on an image whose long side is more than 200 times its short side.
+MAX_ASPECT_RATIO = 200
+
 
 @dataclass(frozen=True)
 class Budget:
@@ -63,6 +67,12 @@ def plan_size(width: int, height: int, budget: Budget) -> tuple[int, int]:
             w_bar = max(unit, min(w_bar - unit, budget.max_pixels // h_bar // unit * unit))
         else:
             h_bar = max(unit, min(h_bar - unit, budget.max_pixels // w_bar // unit * unit))
+    # A thin strip (or the one-unit clamp on its short side) can still exceed Qwen's
+    # aspect limit, and the server would refuse the request: squeeze the long side.
+    if w_bar > MAX_ASPECT_RATIO * h_bar:
+        w_bar = max(unit, MAX_ASPECT_RATIO * h_bar // unit * unit)
+    elif h_bar > MAX_ASPECT_RATIO * w_bar:
+        h_bar = max(unit, MAX_ASPECT_RATIO * w_bar // unit * unit)
     return w_bar, h_bar
 
 

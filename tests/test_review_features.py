@@ -99,3 +99,37 @@ def test_live_view_and_batch_progress_leave_no_widget_model_open(server, _global
     progress = _WidgetProgress(3)
     progress.close(BatchResult([], elapsed=0.1, interrupted=False))
     assert open_widget_models() == before
+
+
+# -- images: Qwen's processors refuse sides more than 200:1 apart -----------------------------
+
+
+def _sent_image_size(image) -> tuple[int, int]:
+    import base64
+    import io
+
+    from PIL import Image
+
+    data = base64.b64decode(image.url.split(",", 1)[1])
+    with Image.open(io.BytesIO(data)) as opened:
+        return opened.size
+
+
+def test_thin_strips_are_sent_within_qwens_aspect_limit():
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from qwen_nb.images import prepare_images
+
+    # A small, well-compressed PNG strip (would be passed through as is), a 1-pixel line
+    # from an array, and a tall one: none may reach the server more than 200:1.
+    strip = io.BytesIO()
+    Image.new("L", (5000, 20), 128).save(strip, format="PNG")
+    values = [strip.getvalue(), np.linspace(0, 1, 100_000)[None, :], Image.new("RGB", (9, 4000))]
+    for value in values:
+        [image] = prepare_images(value, label="strip")
+        width, height = _sent_image_size(image)
+        assert (width, height) == image.sent_size
+        assert max(width, height) <= 200 * min(width, height), image
