@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 from typing import Any
 
@@ -132,8 +133,15 @@ class QwenMagics(Magics):
         The result is stored in `_qwen` (and in --out NAME). `{name}` in the text inserts
         an image (at that place) or a value (as text) from the namespace.
         """
-        args = parse_line(self.qwen, line)
-        text = cell if cell is not None else " ".join(args.prompt)
+        if cell is None:
+            # One line: only the options are shell-split; the prompt is sent as written,
+            # so "%qwen What's in {img}" works and quotes, "--" and spacing survive.
+            options, prompt = split_prompt(self.qwen.parser, line)
+            args = parse_line(self.qwen, options)
+            text = " ".join([*args.prompt, prompt])
+        else:
+            args = parse_line(self.qwen, line)
+            text = cell
         if cell is not None and args.prompt:
             raise InputError(
                 f"Unexpected words after %%qwen: {' '.join(args.prompt)!r}. "
@@ -318,6 +326,57 @@ class QwenMagics(Magics):
             inline_urls=self.inline_urls,
             config=self.config_values(),
         )
+
+
+_NEGATIVE_NUMBER = re.compile(r"^-\d+$|^-\d*\.\d+$")  # a word, as argparse sees it
+
+
+def split_prompt(parser: Any, line: str) -> tuple[str, str]:
+    """(options, prompt) of a one-line `%qwen`: the options are the words before the first
+    one that is neither an option nor an option's value; the prompt is the rest of the line
+    exactly as written. A prompt that is one quoted word loses its quotes, as before."""
+    actions = parser._option_string_actions
+    lexer = shlex.shlex(line, posix=True)
+    lexer.whitespace_split = True
+    lexer.commenters = ""
+    values_due: int | str = 0  # values the last option still takes ("?": optional)
+    position = 0
+    while True:
+        start = len(line) - len(line[position:].lstrip())
+        if start >= len(line):
+            return line, ""
+        starts_option = line[start] == "-" and not _NEGATIVE_NUMBER.match(
+            line[start:].split(maxsplit=1)[0]
+        )
+        if values_due == "?" and starts_option:
+            values_due = 0
+        if not values_due and not starts_option:
+            prompt = line[start:].rstrip()
+            if prompt[:1] in "'\"" and prompt[-1:] == prompt[:1]:
+                try:
+                    words = shlex.split(prompt)
+                except ValueError:
+                    words = []
+                if len(words) == 1:
+                    prompt = words[0]
+            return line[:start], prompt
+        lexer.instream.seek(start)
+        try:
+            word = lexer.get_token()
+        except ValueError:  # an unclosed quote among the options: parse_line says so
+            return line, ""
+        position = lexer.instream.tell()
+        if values_due:
+            values_due = 0
+            continue
+        if word == "--":
+            return line[:start], line[position:].strip()
+        action = actions.get(word)
+        if action is None and word.startswith("--") and "=" not in word:
+            matches = {a for name, a in actions.items() if name.startswith(word)}
+            action = matches.pop() if len(matches) == 1 else None
+        if action is not None:
+            values_due = "?" if action.nargs == "?" else (0 if action.nargs == 0 else 1)
 
 
 def parse_line(magic: Any, line: str) -> Any:

@@ -6,6 +6,7 @@ import threading
 
 import httpx
 from fake_server import Reply
+from support import run_cell
 
 from qwen_nb import api
 from qwen_nb._config import resolve_settings
@@ -39,3 +40,17 @@ def test_close_after_the_body_was_read_leaves_the_pooled_connection_alone(server
         rest = list(second_events)
         assert rest[-1].response.complete
         assert rest[-1].response.answer == Reply().answer
+
+
+def test_one_line_magic_sends_the_prompt_as_written(ip, server):
+    # Only the options are shell-split: an apostrophe used to fail the cell ("check the
+    # quotes"), and quotes, "--" and double spaces were dropped from the prompt.
+    ip.user_ns["count"] = 3
+    result = run_cell(ip, """%qwen -t 0.5 What's "this"  -- really, {count} of them""")
+    assert result.error_in_exec is None
+    body = server.requests[-1].json
+    assert body["messages"][-1]["content"] == """What's "this"  -- really, 3 of them"""
+    assert body["temperature"] == 0.5
+    run_cell(ip, """%qwen --max-tok 7 "Say 'hi'" """)  # one quoted word: quotes go, as before
+    body = server.requests[-1].json
+    assert body["messages"][-1]["content"] == "Say 'hi'" and body["max_tokens"] == 7
