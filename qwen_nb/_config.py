@@ -216,6 +216,15 @@ def validate_base_url(url: str) -> str:
     if any(ch.isspace() for ch in url):
         raise ConfigError(f"The base URL {shown!r} contains spaces; remove them.")
     try:
+        # A host the resolver cannot encode ("a..b", a label over 63 characters) would
+        # otherwise fail at connect time with a bare UnicodeError, not a QwenError.
+        parts.hostname.encode("idna")
+    except UnicodeError:
+        raise ConfigError(
+            f"The base URL {shown!r} has an invalid host name (an empty or overlong part "
+            "between dots?). Use the form https://host/v1."
+        ) from None
+    try:
         parts.port  # noqa: B018  (raises for a port that is not a number in range)
     except ValueError:
         raise ConfigError(

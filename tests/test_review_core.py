@@ -5,11 +5,14 @@ from __future__ import annotations
 import threading
 
 import httpx
+import pytest
 from fake_server import Reply
 from support import run_cell
 
 from qwen_nb import api
 from qwen_nb._config import resolve_settings
+from qwen_nb._errors import ConfigError
+from qwen_nb._protocol import ChatAccumulator
 from qwen_nb.client import ResponseStream
 
 
@@ -54,3 +57,20 @@ def test_one_line_magic_sends_the_prompt_as_written(ip, server):
     run_cell(ip, """%qwen --max-tok 7 "Say 'hi'" """)  # one quoted word: quotes go, as before
     body = server.requests[-1].json
     assert body["messages"][-1]["content"] == "Say 'hi'" and body["max_tokens"] == 7
+
+
+def test_a_base_url_with_an_unencodable_host_is_refused_before_sending(server):
+    # "a..b" used to pass validation and fail at connect time with a bare UnicodeError
+    # (a long traceback, not a QwenError).
+    with pytest.raises(ConfigError, match="invalid host name"):
+        api.ask("hi", base_url="http://a..b/v1", max_attempts=1)
+    assert server.requests == []
+
+
+def test_an_empty_usage_object_does_not_erase_the_usage_already_received(server):
+    usage = {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
+    accumulator = ChatAccumulator()
+    accumulator.handle_chunk({"choices": [], "usage": usage})
+    accumulator.handle_chunk({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                              "usage": {}})
+    assert accumulator.usage.prompt_tokens == 5 and accumulator.usage.total_tokens == 8
