@@ -271,7 +271,9 @@ class ChatAccumulator:
             if finish_reason:
                 self.finish_reason = finish_reason
         usage = parse_usage(chunk.get("usage"))
-        if usage is not None:
+        # A usage object with no counts at all (`"usage": {}` on a later chunk) must not
+        # erase the counts an earlier chunk gave.
+        if usage is not None and usage != Usage():
             self.usage = usage
             events.append(UsageUpdate(usage))
         meta = chunk.get("meta")
