@@ -91,6 +91,9 @@ class _Reply:
     note: str | None = None
     stop_requested: bool = False
     settled: bool = False
+    # Held while drawing into `tabs` and while settling: a draw that began before Stop
+    # settled the turn (from another thread) must not paint over the final state.
+    draw_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class Panel:
@@ -599,6 +602,8 @@ class Panel:
                 return
             reply.settled = True
         try:
+            with reply.draw_lock:  # let a draw in progress finish first
+                pass
             response = add_note(response, reply.note)
             if stopped and response.complete:
                 response = response.replace(complete=False, error="stopped")
@@ -691,7 +696,7 @@ class _TurnView:
         self.panel = panel
         self.reply = reply
         self.throttle = Throttle(panel.max_rate)
-        self._lock = threading.Lock()  # the quiet-flush thread draws too
+        self._lock = reply.draw_lock  # the quiet-flush thread draws too, and Stop settles
         self._quiet: QuietFlush | None = None  # started by the first event
 
     def update(self, event: StreamEvent) -> None:

@@ -133,3 +133,46 @@ def test_thin_strips_are_sent_within_qwens_aspect_limit():
         width, height = _sent_image_size(image)
         assert (width, height) == image.sent_size
         assert max(width, height) <= 200 * min(width, height), image
+
+
+# -- panel: Stop settles from the kernel thread while the reply thread may be drawing ---------
+
+
+def test_a_draw_caught_mid_way_by_stop_does_not_paint_over_the_stopped_turn(server):
+    import threading
+
+    from fake_server import FakeServer
+
+    from qwen_nb.panel import STOP_GRACE_SECONDS, Panel
+
+    own = FakeServer(lifetime=120).start()
+    held = threading.Event()
+    own.queue(Reply(thinking="A short thought.", answer="The answer goes on. " * 40,
+                    chunk_chars=200, chunk_delay=1.0, hold_answer=held))
+    panel = Panel(namespace={}, base_url=own.base_url)
+    try:
+        assert panel.send("Go")
+        reply_thread = panel._reply.thread
+        answer_column = panel.transcript.children[-1].children[2].children[0].children[0]
+        drawing, release = threading.Event(), threading.Event()
+
+        def slow_front_end(change):  # the reply thread is caught inside a draw of the answer
+            if not drawing.is_set():
+                drawing.set()
+                release.wait(60)
+
+        answer_column.observe(slow_front_end, names="children")
+        held.set()
+        assert drawing.wait(60), "the answer was never drawn"
+        # The draw outlasts Stop's grace period, so Stop settles the turn itself.
+        threading.Timer(STOP_GRACE_SECONDS + 2.0, release.set).start()
+        panel.stop()
+        release.set()
+        reply_thread.join(60)
+        assert not reply_thread.is_alive()
+        assert "stopped" in panel.status.value, panel.status.value
+        assert not panel.busy and not panel.last_response.complete
+    finally:
+        release.set()
+        panel.close()
+        own.stop()
