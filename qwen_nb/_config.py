@@ -329,7 +329,9 @@ def resolve_settings(
     key = _pick(
         api_key,
         _session_keys.get(preset.name),
-        _session_keys.get("*"),
+        # A key set without naming a provider is for the hosted providers: a local server
+        # that needs no key (vLLM, Ollama...) must not receive someone's paid key.
+        _session_keys.get("*") if preset.needs_key else None,
         env.get("QWEN_NB_API_KEY"),
         *(env.get(name) for name in preset.key_env),
     )

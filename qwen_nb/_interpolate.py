@@ -1,8 +1,8 @@
 """`{name}` references in a cell: images become image parts where written, values text.
 
 Pure: the namespace and the image test are passed in. Only a reference whose root name
-exists is replaced; every other brace (JSON, dicts, code, `{undefined}`) stays exactly as
-written. `{{name}}` is the escape for a literal `{name}`.
+exists is replaced; every other brace (JSON, dicts, code, `{undefined}`, `{{undefined}}`)
+stays exactly as written. `{{name}}` is the escape for a literal `{name}` where `name` exists.
 """
 
 from __future__ import annotations
@@ -47,7 +47,11 @@ def split_references(
         buffer.append(text[last : match.start()])
         last = match.end()
         if escaped is not None:
-            buffer.append("{" + escaped + "}")
+            # `{{name}}` is the escape only where `{name}` would be a reference; a template
+            # such as `{{title}}` with no `title` defined is sent exactly as written.
+            name = re.match(r"[A-Za-z_]\w*", escaped)
+            defined = name is not None and name.group(0) in namespace
+            buffer.append("{" + escaped + "}" if defined else match.group(0))
             continue
         root = re.match(r"[A-Za-z_]\w*", ref)
         if root is None or root.group(0) not in namespace:

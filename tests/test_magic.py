@@ -109,6 +109,14 @@ def test_braces_that_are_not_references_stay_exactly_as_written(ip, server):
                     "{count} stays; f'{x!r}' too.")
 
 
+def test_double_braces_unescape_only_names_that_exist(ip, server):
+    ip.user_ns["title"] = "Report"
+    ip.user_ns.pop("heading", None)
+    run_cell(ip, "%%qwen\nFill <h1>{{heading}}</h1> and <p>{{title}}</p> for {title}.")
+    text = server.requests[-1].json["messages"][-1]["content"]
+    assert text == "Fill <h1>{{heading}}</h1> and <p>{title}</p> for Report."
+
+
 def test_no_interpolate_sends_the_cell_as_written(ip, server, images):
     run_cell(ip, "%%qwen --no-interpolate\nKeep {photo} literally")
     assert server.requests[-1].json["messages"][-1]["content"] == "Keep {photo} literally"

@@ -255,3 +255,15 @@ def test_a_notebook_run_by_a_real_kernel_and_saved_leaks_nothing(server, tmp_pat
     for produced in tmp_path.rglob("*"):
         if produced.is_file():
             assert FAKE_KEY.encode() not in produced.read_bytes(), produced
+
+
+def test_a_key_set_for_no_provider_is_not_sent_to_keyless_local_servers(monkeypatch):
+    from qwen_nb._config import resolve_settings, set_api_key
+
+    monkeypatch.setattr("qwen_nb._config._session_keys", {})
+    set_api_key(FAKE_KEY)
+    env = {"QWEN_NB_BASE_URL": "http://127.0.0.1:9/v1"}
+    assert resolve_settings(provider="dashscope", env=env).api_key.reveal() == FAKE_KEY
+    assert resolve_settings(provider="vllm", env=env).api_key is None
+    set_api_key(FAKE_KEY, provider="vllm")  # named explicitly: used
+    assert resolve_settings(provider="vllm", env=env).api_key.reveal() == FAKE_KEY
