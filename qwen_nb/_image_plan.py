@@ -60,6 +60,11 @@ def plan_size(width: int, height: int, budget: Budget) -> tuple[int, int]:
         beta = math.sqrt(budget.min_pixels / (width * height))
         w_bar = math.ceil(width * beta / unit) * unit
         h_bar = math.ceil(height * beta / unit) * unit
+        if w_bar * h_bar > budget.max_pixels:
+            # In a tight budget rounding both sides up can overshoot, and cutting the long
+            # side back (below) would square the image: take the nearest grid size instead.
+            w_bar = max(unit, round(width * beta / unit) * unit)
+            h_bar = max(unit, round(height * beta / unit) * unit)
     # Qwen refuses aspect ratios over 200:1 and the unit clamp or the ceil above can overshoot;
     # rather than refuse, cut the longer side (then the other) until the image fits.
     while w_bar * h_bar > budget.max_pixels:

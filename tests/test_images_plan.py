@@ -23,6 +23,8 @@ QWEN3 = Budget()
         # was refused by Qwen's image processor).
         ((1, 100_000), QWEN3, (32, 6_400)),
         ((8_000, 20), QWEN3, (6_400, 32)),
+        # A tight budget (3 to 4 units): not squared to 56 x 56 by the overshoot cut.
+        ((3, 8), Budget(unit=28, min_pixels=3 * 784, max_pixels=4 * 784), (28, 84)),
         ((4000, 3000), Budget(unit=28, min_pixels=4 * 784, max_pixels=1280 * 784), (1148, 840)),
     ],
 )
