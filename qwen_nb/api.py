@@ -190,6 +190,14 @@ def run(
         if view is not None:
             view.fail(error)
         raise
+    except Exception as error:
+        # A bug (ours or a view's) must still leave the output static and readable, with
+        # what arrived, instead of a live widget that never finishes.
+        if view is not None:
+            partial = stream.response.replace(
+                complete=False, error=f"unexpected {type(error).__name__}")
+            view.fail(QwenError(f"Unexpected {type(error).__name__}", response=partial))
+        raise
     finally:
         stream.close()
     assert response is not None, "an event stream must end with Finished"

@@ -325,6 +325,7 @@ class QwenMagics(Magics):
             thinking_budget=self.thinking_budget or None,
             inline_urls=self.inline_urls,
             config=self.config_values(),
+            **self._cache_options(None),
         )
 
 

@@ -120,10 +120,14 @@ class Panel:
         namespace: Mapping[str, Any] | None = None,
         config: Mapping[str, Any] | None = None,
         max_rate: float = 12.0,
+        cache: str | None = None,
+        cache_dir: str | None = None,
     ) -> None:
         import ipywidgets as widgets
 
         self._widgets = widgets
+        # Record/replay as for the magic: `cache` mode, else QWEN_NB_CACHE_MODE, else off.
+        self._cache = {"cache": cache, "cache_dir": cache_dir}
         self.conversation = Conversation(resend_images=resend_images)
         self.history: list[Turn] = []
         self.max_pixels = max_pixels
@@ -526,7 +530,7 @@ class Panel:
                     history=self.conversation.messages(resend_images=resend),
                     options=options,
                 )
-                stream = api.open_stream(request, settings)
+                stream = api.open_stream(request, settings, **self._cache)
             except QwenError as error:
                 self._show_error(error)
                 return False

@@ -159,3 +159,26 @@ def test_qwen_panel_magic_uses_magic_settings(ip, server):
         panel.close()
     finally:
         run_cell(ip, "%config QwenMagics.system = ''")
+
+
+def test_qwen_panel_records_and_replays_with_the_magics_cache_settings(ip, server, tmp_path):
+    run_cell(ip, "%config QwenMagics.cache_mode = 'auto'")
+    run_cell(ip, f"%config QwenMagics.cache_dir = {str(tmp_path)!r}")
+    try:
+        answers = []
+        for _ in range(2):
+            result = run_cell(ip, "_panel = %qwen_panel")
+            assert result.error_in_exec is None
+            panel = ip.user_ns.pop("_panel")
+            server.queue(Reply(answer="Recorded once."))
+            panel.send("Same question")
+            assert panel.wait(30)
+            answers.append(panel.last_response)
+            panel.close()
+        assert len(server.requests) == 1  # the second panel replayed the recording
+        assert answers[0].answer == answers[1].answer == "Recorded once."
+        assert answers[1].replayed_from is not None
+        assert list(tmp_path.glob("*.json"))
+    finally:
+        run_cell(ip, "%config QwenMagics.cache_mode = ''")
+        run_cell(ip, "%config QwenMagics.cache_dir = ''")

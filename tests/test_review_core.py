@@ -74,3 +74,26 @@ def test_an_empty_usage_object_does_not_erase_the_usage_already_received(server)
     accumulator.handle_chunk({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
                               "usage": {}})
     assert accumulator.usage.prompt_tokens == 5 and accumulator.usage.total_tokens == 8
+
+
+def test_an_unexpected_error_still_finishes_the_view_with_the_partial_reply(server):
+    from qwen_nb._types import AnswerDelta
+
+    class Recorder:
+        failed = None
+
+        def update(self, event):
+            if isinstance(event, AnswerDelta):
+                raise RuntimeError("a view bug")
+
+        def fail(self, error):
+            self.failed = error
+
+    server.queue(Reply(thinking="kept thinking", answer="answer"))
+    view = Recorder()
+    request = api.build_request(["hi"], model="m")
+    with pytest.raises(RuntimeError):
+        api.run(request, resolve_settings(), view)
+    assert view.failed is not None
+    assert view.failed.response.thinking == "kept thinking"
+    assert view.failed.response.complete is False
