@@ -39,32 +39,24 @@ def _markdown() -> MarkdownIt:
         double_inline=True,
         renderer=lambda content, opts: html.escape(content),
     )
-    md.add_render_rule(
-        "math_inline",
-        lambda self, tokens, idx, options, env: (
-            f'<span class="math">\\({html.escape(tokens[idx].content)}\\)</span>'
-        ),
-    )
-    md.add_render_rule(
-        "math_block",
-        lambda self, tokens, idx, options, env: (
-            f'<div class="math">\\[{html.escape(tokens[idx].content)}\\]</div>\n'
-        ),
-    )
-    md.add_render_rule(
-        "math_inline_double",
-        lambda self, tokens, idx, options, env: (
-            f'<div class="math">\\[{html.escape(tokens[idx].content)}\\]</div>'
-        ),
-    )
-    md.add_render_rule(
-        "math_block_label",
-        lambda self, tokens, idx, options, env: (
-            f'<div class="math">\\[{html.escape(tokens[idx].content)}\\]</div>\n'
-        ),
-    )
+    for rule, template in _MATH_TEMPLATES.items():
+        md.add_render_rule(rule, _math_rule(template))
     md.validateLink = _safe_link
     return md
+
+
+# TeX stays between \\( \\) / \\[ \\] (escaped) for the notebook's MathJax to typeset.
+_MATH_TEMPLATES = {
+    "math_inline": '<span class="math">\\({}\\)</span>',
+    "math_inline_double": '<div class="math">\\[{}\\]</div>',
+    "math_block": '<div class="math">\\[{}\\]</div>\n',
+    "math_block_label": '<div class="math">\\[{}\\]</div>\n',
+}
+
+
+def _math_rule(template: str) -> Any:
+    return lambda self, tokens, idx, options, env: template.format(
+        html.escape(tokens[idx].content))
 
 
 _SAFE_SCHEMES = ("http:", "https:", "mailto:")
