@@ -31,6 +31,7 @@ _SETTINGS_KEYS = (
     "connect_timeout",
     "max_attempts",
     "max_retry_time",
+    "max_payload_mb",
 )
 _REQUEST_KEYS = ("system", "max_pixels", "inline_urls", "history")
 

@@ -7,6 +7,7 @@ preset. The key is kept in a `Secret` whose repr never shows it.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -161,6 +162,9 @@ class Settings:
     read_timeout: float = 120.0  # silence allowed between chunks
     max_attempts: int = 4
     max_retry_time: float = 60.0
+    # Images travel base64-encoded inside the JSON body; providers refuse bodies much
+    # larger than this, so a bigger request is refused here, naming the images to shrink.
+    max_payload_bytes: int = 20_000_000
 
     @property
     def is_offline(self) -> bool:
@@ -312,6 +316,7 @@ def resolve_settings(
     connect_timeout: float | None = None,
     max_attempts: int | None = None,
     max_retry_time: float | None = None,
+    max_payload_mb: float | None = None,
     config: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Settings:
@@ -367,7 +372,23 @@ def resolve_settings(
         read_timeout=float(read_timeout),
         max_attempts=attempts,
         max_retry_time=float(retry_time),
+        max_payload_bytes=_payload_cap(max_payload_mb, env, config),
     )
+
+
+def _payload_cap(explicit: float | None, env: Mapping[str, str], config: Mapping[str, Any]
+                 ) -> int:
+    megabytes = _pick(explicit, _env_float("QWEN_NB_MAX_PAYLOAD_MB", env),
+                      config.get("max_payload_mb"), 20.0)
+    try:
+        megabytes = float(megabytes)
+    except (TypeError, ValueError):
+        raise ConfigError(f"max_payload_mb must be a number of megabytes, not {megabytes!r}."
+                          ) from None
+    if not math.isfinite(megabytes) or megabytes <= 0:
+        raise ConfigError(f"max_payload_mb must be a positive number of megabytes, "
+                          f"not {megabytes}.")
+    return int(megabytes * 1_000_000)
 
 
 def set_api_key(key: str | None = None, *, provider: str | None = None) -> None:

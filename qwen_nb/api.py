@@ -143,6 +143,10 @@ def open_stream(
 
 
 def _open_live(request: ChatRequest, settings: Settings) -> EventStream:
+    if request.images and not settings.is_offline:
+        from .images import check_payload_size
+
+        check_payload_size(request.images, settings.max_payload_bytes)
     if settings.is_offline:
         from .offline import OfflineStream
 
@@ -243,6 +247,7 @@ _SETTING_NAMES = frozenset(
         "connect_timeout",
         "max_attempts",
         "max_retry_time",
+        "max_payload_mb",
         "max_pixels",
         "inline_urls",
         "history",
@@ -262,6 +267,7 @@ def _settings_and_request(
         connect_timeout=kwargs.pop("connect_timeout", None),
         max_attempts=kwargs.pop("max_attempts", None),
         max_retry_time=kwargs.pop("max_retry_time", None),
+        max_payload_mb=kwargs.pop("max_payload_mb", None),
     )
     system = kwargs.pop("system", None)
     max_pixels = kwargs.pop("max_pixels", None)
@@ -294,8 +300,8 @@ def ask(
     """Ask the model about `images` (PIL images, arrays, figures, paths, URLs...).
 
     Options: model, system, provider, base_url, api_key, timeout, connect_timeout,
-    max_attempts, max_retry_time, temperature, top_p, max_tokens, seed, thinking_budget,
-    max_pixels, inline_urls, stream. With `show=True`
+    max_attempts, max_retry_time, max_payload_mb, temperature, top_p, max_tokens, seed,
+    thinking_budget, max_pixels, inline_urls, stream. With `show=True`
     the reply streams into the notebook as the magic shows it. `cache`: off, auto, replay
     or record (default: QWEN_NB_CACHE_MODE, else off); `cache_dir`: default QWEN_NB_CACHE,
     else .qwen_cache/.

@@ -43,6 +43,9 @@ class QwenMagics(Magics):
     max_retry_time = Float(-1.0, help="Total seconds spent retrying (-1: default 60).").tag(
         config=True
     )
+    max_payload_mb = Float(0.0, help="Cap on the images in one request, MB (0: default 20).").tag(
+        config=True
+    )
     inline_urls = Bool(False, help="Fetch http(s) images and send them inline.").tag(config=True)
     cache_mode = Unicode(
         "",
@@ -68,6 +71,7 @@ class QwenMagics(Magics):
             "connect_timeout": self.connect_timeout or None,
             "max_attempts": self.max_attempts or None,
             "max_retry_time": self.max_retry_time if self.max_retry_time >= 0 else None,
+            "max_payload_mb": self.max_payload_mb or None,
         }
 
     @magic_arguments()
@@ -93,6 +97,8 @@ class QwenMagics(Magics):
     @argument("--provider", help="Provider preset (e.g. aimlapi, dashscope, vllm, offline).")
     @argument("--base-url", help="OpenAI-compatible base URL.")
     @argument("--max-pixels", type=int, help="Pixel budget per image.")
+    @argument("--max-payload-mb", type=float,
+              help="Cap on all images of one request, in MB (default 20).")
     @argument("--timeout", type=float, help="Read timeout between chunks, in seconds.")
     @argument("--connect-timeout", type=float, help="Connect timeout, in seconds.")
     @argument(
@@ -204,6 +210,7 @@ class QwenMagics(Magics):
             timeout=args.timeout,
             connect_timeout=args.connect_timeout,
             max_attempts=args.max_attempts,
+            max_payload_mb=args.max_payload_mb,
             config=self.config_values(),
         )
 
