@@ -97,3 +97,16 @@ def test_an_unexpected_error_still_finishes_the_view_with_the_partial_reply(serv
     assert view.failed is not None
     assert view.failed.response.thinking == "kept thinking"
     assert view.failed.response.complete is False
+
+
+def test_aiml_cost_from_the_header_or_the_last_chunk_reaches_details(server):
+    import qwen_nb
+    from qwen_nb.render import details_rows
+
+    server.queue(Reply(headers={"x-aimlapi-usd-spent": "0.00123"}))
+    by_header = qwen_nb.ask("hi")
+    assert by_header.usage.cost_usd == pytest.approx(0.00123)
+    assert ("Cost", "$0.001230") in details_rows(by_header)
+    server.queue(Reply(aiml_meta={"usage": {"credits_used": 5, "usd_spent": 0.0042}}))
+    by_meta = qwen_nb.ask("hi")
+    assert by_meta.usage.cost_usd == pytest.approx(0.0042)
