@@ -263,13 +263,15 @@ class ResponseStream(EventStreamBase):
             raise self._fail(error) from None
         self._response = response
         done = False
+        chunks: Iterator[bytes] | None = None
         try:
             streamed = self.request.options.stream and not response.headers.get(
                 "content-type", ""
             ).startswith("application/json")
             if streamed:
                 decoder = SSEDecoder()
-                for raw in response.iter_bytes():
+                chunks = response.iter_bytes()
+                for raw in chunks:
                     for data in decoder.decode(raw):
                         if data == "[DONE]":
                             done = True
@@ -331,8 +333,11 @@ class ResponseStream(EventStreamBase):
                 )
             ) from None
         finally:
-            response.close()
             self._response = None
+            if done and chunks is not None and not self._stop.is_set():
+                release_in_background(response, chunks)
+            else:
+                response.close()
 
     def _connect(self, payload: dict[str, Any]) -> httpx.Response:
         """Send the request; retry 429 / 5xx / refused or reset connections while no byte
@@ -487,6 +492,25 @@ class ResponseStream(EventStreamBase):
 
 STOPPED = "Stopped by the user; the partial reply is kept."
 INTERRUPTED = "Interrupted by the user; the partial reply is kept."
+
+
+def release_in_background(response: httpx.Response, rest: Iterator[bytes]) -> None:
+    """After [DONE], read the rest of the body (normally only the end of the chunked
+    encoding) on a daemon thread, so httpx returns the connection to the pool and the next
+    call skips a new TCP + TLS handshake. Closing the response unread would drop the
+    connection; reading here would make the caller wait on a server that never ends the
+    body (bounded only by the read timeout), which now costs just this thread."""
+
+    def drain() -> None:
+        try:
+            for _ in rest:
+                pass
+        except Exception:
+            pass  # the reply is complete already; only the connection's reuse is at stake
+        finally:
+            response.close()
+
+    threading.Thread(target=drain, daemon=True, name="qwen-nb-release").start()
 
 
 def _short(exc: BaseException, key: Secret | None = None) -> str:

@@ -106,6 +106,7 @@ class FakeServer:
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.active_streams = 0
+        self.connections = 0  # TCP connections accepted (keep-alive reuse shows here)
 
     # -- control ------------------------------------------------------------------------
 
@@ -259,6 +260,7 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         # Without TCP_NODELAY, small writes wait ~40 ms for delayed ACKs.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.fake.connections += 1
 
     def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
         pass

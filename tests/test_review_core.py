@@ -110,3 +110,21 @@ def test_aiml_cost_from_the_header_or_the_last_chunk_reaches_details(server):
     server.queue(Reply(aiml_meta={"usage": {"credits_used": 5, "usd_spent": 0.0042}}))
     by_meta = qwen_nb.ask("hi")
     assert by_meta.usage.cost_usd == pytest.approx(0.0042)
+
+
+def test_sequential_calls_reuse_one_connection(server):
+    import time
+
+    import qwen_nb
+
+    def release_threads() -> int:
+        return sum(t.name == "qwen-nb-release" for t in threading.enumerate())
+
+    before = server.connections
+    for _ in range(4):
+        assert qwen_nb.ask("hi").complete
+        deadline = time.monotonic() + 10
+        while release_threads() and time.monotonic() < deadline:
+            time.sleep(0.01)
+    # Without reading the body's end after [DONE], every call opened a new connection.
+    assert server.connections - before <= 1
