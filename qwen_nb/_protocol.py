@@ -257,46 +257,55 @@ class ChatAccumulator:
             raise StreamError(
                 f"The provider reported an error mid-stream: {error_text(chunk['error'])}"
             )
-        self.request_id = self.request_id or _text(chunk.get("id"))
-        self.model = _text(chunk.get("model")) or self.model
+        # This runs once per chunk (thousands per reply): plain lookups, no helper calls
+        # on the common path.
+        if self.request_id is None:
+            self.request_id = _text(chunk.get("id"))
+        model = chunk.get("model")
+        if model and type(model) is str:
+            self.model = model
         events: list[StreamEvent] = []
         choices = chunk.get("choices")
-        for choice in choices if isinstance(choices, list) else ():
-            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+        for choice in choices if type(choices) is list else ():
+            if type(choice) is not dict or choice.get("index", 0) != 0:
                 continue
             delta = choice.get("delta") or choice.get("message")
-            if isinstance(delta, dict):
-                events.extend(self._handle_delta(delta))
-            finish_reason = _text(choice.get("finish_reason"))
-            if finish_reason:
+            if type(delta) is dict:
+                self._handle_delta(delta, events)
+            finish_reason = choice.get("finish_reason")
+            if finish_reason and type(finish_reason) is str:
                 self.finish_reason = finish_reason
-        usage = parse_usage(chunk.get("usage"))
-        # A usage object with no counts at all (`"usage": {}` on a later chunk) must not
-        # erase the counts an earlier chunk gave.
-        if usage is not None and usage != Usage():
-            self.usage = usage
-            events.append(UsageUpdate(usage))
+        raw_usage = chunk.get("usage")
+        if raw_usage:
+            usage = parse_usage(raw_usage)
+            # A usage object with no counts at all (`"usage": {}` on a later chunk) must
+            # not erase the counts an earlier chunk gave.
+            if usage is not None and usage != Usage():
+                self.usage = usage
+                events.append(UsageUpdate(usage))
         meta = chunk.get("meta")
-        if isinstance(meta, dict) and isinstance(meta.get("usage"), dict):
+        if meta and isinstance(meta, dict) and isinstance(meta.get("usage"), dict):
             spent = meta["usage"].get("usd_spent")
             if isinstance(spent, (int, float)) and not isinstance(spent, bool):
                 self.cost_usd = float(spent)
         return events
 
-    def _handle_delta(self, delta: dict) -> list[StreamEvent]:
-        events: list[StreamEvent] = []
+    def _handle_delta(self, delta: dict, events: list[StreamEvent]) -> None:
         reasoning = _text(delta.get("reasoning_content")) or _text(delta.get("reasoning"))
         if reasoning:
-            self._mark_first_token()
+            if self.first_token_at is None:
+                self.first_token_at = time.monotonic()
             self._reasoning.append(reasoning)
             events.append(ThinkingDelta(reasoning))
-        refusal = _text(delta.get("refusal"))
-        if refusal:  # OpenAI-style refusal: kept apart, shown as a refusal, not an answer
+        refusal = delta.get("refusal")
+        if refusal and type(refusal) is str:
+            # OpenAI-style refusal: kept apart, shown as a refusal, not an answer.
             self._mark_first_token()
             self._refusal.append(refusal)
-        content = _text(delta.get("content"))
-        if content:
-            self._mark_first_token()
+        content = delta.get("content")
+        if content and type(content) is str:
+            if self.first_token_at is None:
+                self.first_token_at = time.monotonic()
             if not self._content_seen:
                 self._content_seen = True
                 # Once a reasoning field was used, content is the answer, unless it
@@ -304,7 +313,6 @@ class ChatAccumulator:
                 if self._reasoning:
                     self._content.assume_thinking = False
             events.extend(self._content.feed(content))
-        return events
 
     def _mark_first_token(self) -> None:
         if self.first_token_at is None:
