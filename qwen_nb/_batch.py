@@ -22,19 +22,6 @@ from ._types import QwenResponse
 
 __all__ = ["BatchItem", "BatchResult", "SharedBackoff", "batch"]
 
-_SETTINGS_KEYS = (
-    "provider",
-    "base_url",
-    "model",
-    "api_key",
-    "timeout",
-    "connect_timeout",
-    "max_attempts",
-    "max_retry_time",
-    "max_payload_mb",
-)
-_REQUEST_KEYS = ("system", "max_pixels", "inline_urls", "history")
-
 
 class SharedBackoff:
     """One pause for every worker: `pause(s)` on a 429, `wait(stop)` before each attempt."""
@@ -225,7 +212,6 @@ def batch(
     `cache_dir` as for `ask()`).
     """
     from . import api
-    from ._config import resolve_settings
     from .client import shared_backoff
 
     jobs = _jobs(prompts, images)
@@ -233,10 +219,8 @@ def batch(
         raise InputError(
             f"concurrency = {concurrency!r} is not allowed: use a whole number of 1 or more."
         )
-    options = dict(options)
-    settings = resolve_settings(**{k: options.pop(k) for k in _SETTINGS_KEYS if k in options})
-    request_options = {k: options.pop(k) for k in _REQUEST_KEYS if k in options}
-    generation = api.make_options(**options)  # refuse a bad option before sending anything
+    # The keywords of ask(), split and checked before anything is sent.
+    settings, request_options, generation = api.split_keywords(dict(options))
     from .cache import resolve_mode
 
     if resolve_mode(cache) in ("off", "record"):

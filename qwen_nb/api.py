@@ -233,59 +233,40 @@ def prepare_images(
     return prepared
 
 
-_OPTION_NAMES = frozenset(
-    {"temperature", "top_p", "max_tokens", "seed", "thinking_budget", "stream"}
-)
-_SETTING_NAMES = frozenset(
-    {
-        "model",
-        "system",
-        "provider",
-        "base_url",
-        "api_key",
-        "timeout",
-        "connect_timeout",
-        "max_attempts",
-        "max_retry_time",
-        "max_payload_mb",
-        "max_pixels",
-        "inline_urls",
-        "history",
-    }
-)
+# The keywords of ask() / stream() / batch(), by where each one goes.
+SETTINGS_KEYWORDS = ("provider", "base_url", "model", "api_key", "timeout", "connect_timeout",
+                     "max_attempts", "max_retry_time", "max_payload_mb")
+REQUEST_KEYWORDS = ("system", "max_pixels", "inline_urls", "history")
+OPTION_KEYWORDS = ("temperature", "top_p", "max_tokens", "seed", "thinking_budget", "stream")
+
+
+def split_keywords(kwargs: dict[str, Any]) -> tuple[Settings, dict[str, Any], Options]:
+    """Keyword options -> (settings, request keywords, generation options), refusing an
+    unknown or bad one before anything is sent."""
+    unknown = set(kwargs) - set(SETTINGS_KEYWORDS + REQUEST_KEYWORDS + OPTION_KEYWORDS)
+    if unknown:
+        known = sorted(SETTINGS_KEYWORDS + REQUEST_KEYWORDS + OPTION_KEYWORDS)
+        raise InputError(
+            f"Unknown option {', '.join(sorted(unknown))}. Known options: {', '.join(known)}."
+        )
+    settings = resolve_settings(**{k: kwargs[k] for k in SETTINGS_KEYWORDS if k in kwargs})
+    request = {k: kwargs[k] for k in REQUEST_KEYWORDS if k in kwargs}
+    options = make_options(**{k: kwargs[k] for k in OPTION_KEYWORDS if k in kwargs})
+    return settings, request, options
 
 
 def _settings_and_request(
     prompt: str, images: Sequence[Any], kwargs: dict[str, Any]
 ) -> tuple[Settings, ChatRequest]:
-    settings = resolve_settings(
-        provider=kwargs.pop("provider", None),
-        base_url=kwargs.pop("base_url", None),
-        model=kwargs.pop("model", None),
-        api_key=kwargs.pop("api_key", None),
-        timeout=kwargs.pop("timeout", None),
-        connect_timeout=kwargs.pop("connect_timeout", None),
-        max_attempts=kwargs.pop("max_attempts", None),
-        max_retry_time=kwargs.pop("max_retry_time", None),
-        max_payload_mb=kwargs.pop("max_payload_mb", None),
-    )
-    system = kwargs.pop("system", None)
-    max_pixels = kwargs.pop("max_pixels", None)
-    inline_urls = kwargs.pop("inline_urls", False)
-    history = kwargs.pop("history", ())
-    unknown = set(kwargs) - _OPTION_NAMES
-    if unknown:
-        raise InputError(
-            f"Unknown option {', '.join(sorted(unknown))}. Known options: "
-            f"{', '.join(sorted(_OPTION_NAMES | _SETTING_NAMES))}."
-        )
-    options = make_options(**kwargs)
+    settings, request, options = split_keywords(kwargs)
     parts: list[PromptPart] = [
-        *prepare_images(images, max_pixels=max_pixels, inline_urls=inline_urls, settings=settings),
+        *prepare_images(images, max_pixels=request.get("max_pixels"),
+                        inline_urls=request.get("inline_urls", False), settings=settings),
         prompt,
     ]
     return settings, build_request(
-        parts, model=settings.model, system=system, history=history, options=options
+        parts, model=settings.model, system=request.get("system"),
+        history=request.get("history", ()), options=options,
     )
 
 
