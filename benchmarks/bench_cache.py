@@ -22,7 +22,7 @@ from qwen_nb import api  # noqa: E402
 from qwen_nb._config import resolve_settings  # noqa: E402
 from qwen_nb._types import QwenResponse, Usage  # noqa: E402
 from qwen_nb.cache import Cache, ReplayStream, Segment, cache_key, coalesce, make_entry  # noqa: E402
-from qwen_nb.images import prepare_images  # noqa: E402
+from qwen_nb.media.images import prepare_images  # noqa: E402
 
 
 def timed(function, repeat: int = 5) -> float:

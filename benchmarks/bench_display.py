@@ -167,7 +167,7 @@ class WholeTextView:
     def __init__(self, clock: FakeClock, max_rate: float = 12.0) -> None:
         import ipywidgets as widgets
 
-        from qwen_nb.display import Throttle
+        from qwen_nb.frontend.live import Throttle
 
         self.thinking_widget = widgets.HTML()
         self.answer_widget = widgets.HTML()
@@ -216,7 +216,7 @@ def feed(view: Any, events: list, clock: FakeClock, rate: float) -> dict:
 
 
 def measure(rate: float, runs: int) -> dict:
-    from qwen_nb.display import LiveView
+    from qwen_nb.frontend.live import LiveView
 
     install_meter()
     thinking, answer = reply_texts()
@@ -249,7 +249,7 @@ def measure_real_stream(thinking: str, answer: str, runs: int) -> dict:
     """LiveView on a real 2,000-chunk stream from the local server, as fast as it comes."""
     from qwen_nb import api
     from qwen_nb._config import resolve_settings
-    from qwen_nb.display import LiveView
+    from qwen_nb.frontend.live import LiveView
 
     class Timed:
         """Delegates to the view, adding up the thread CPU spent in it."""

@@ -26,7 +26,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from qwen_nb.images import prepare_images  # noqa: E402
+from qwen_nb.media.images import prepare_images  # noqa: E402
 
 WIDTH, HEIGHT = 4000, 3000
 REPEATS = 9
@@ -126,7 +126,7 @@ _RSS_CHILD = """
 import sys
 sys.path.insert(0, {root!r})
 from PIL import Image
-from qwen_nb.images import prepare_images
+from qwen_nb.media.images import prepare_images
 import bench_images as b
 data = open({path!r}, "rb").read()
 before = b.high_water_mb()

@@ -508,12 +508,12 @@ class _WidgetProgress(_Progress):
             self.handle.update(
                 {"text/plain": text, "text/html": f"<pre>{html.escape(text)}</pre>"}, raw=True
             )
-        from .display import close_widgets  # with their Layout / Style models
+        from .frontend.live import close_widgets  # with their Layout / Style models
 
         close_widgets((self.box,))
 
 
 def _make_progress(total: int) -> _Progress:
-    from .display import in_kernel
+    from .frontend.live import in_kernel
 
     return _WidgetProgress(total) if in_kernel() else _TextProgress(total)

@@ -144,7 +144,7 @@ def open_stream(
 
 def _open_live(request: ChatRequest, settings: Settings) -> EventStream:
     if request.images and not settings.is_offline:
-        from .images import check_payload_size
+        from .media.images import check_payload_size
 
         check_payload_size(request.images, settings.max_payload_bytes)
     if settings.is_offline:
@@ -219,7 +219,7 @@ def prepare_images(
     """Images for `ask()` and the panel, in order; refuses bad ones before sending."""
     if not values:
         return []
-    from .images import prepare_images as prepare
+    from .media.images import prepare_images as prepare
 
     prepared: list[PreparedImage] = []
     for index, value in enumerate(values):
@@ -290,7 +290,7 @@ def ask(
     settings, request = _settings_and_request(prompt, images, dict(options))
     view = None
     if show:
-        from .display import make_view
+        from .frontend.live import make_view
 
         view = make_view()
     return run(request, settings, view, cache=cache, cache_dir=cache_dir)

@@ -158,7 +158,7 @@ class QwenMagics(Magics):
     def _ask(self, args: Any, text: str) -> None:
         """inputs -> request -> stream -> view; every check happens before anything is sent."""
         from . import api
-        from .display import make_view
+        from .frontend.live import make_view
 
         if not text.strip():
             raise InputError("The cell is empty: write a prompt below %%qwen.")
@@ -230,7 +230,7 @@ class QwenMagics(Magics):
 
     def _prompt_parts(self, args: Any, text: str, settings: Any) -> list[PromptPart]:
         """Images from -i first, then the cell text with {name} references resolved."""
-        from .images import is_image_like, prepare_images
+        from .media.images import is_image_like, prepare_images
 
         max_pixels = _pick(args.max_pixels, self.max_pixels)
         if max_pixels <= 0:

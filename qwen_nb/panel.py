@@ -34,7 +34,7 @@ from ._types import (
     UsageUpdate,
 )
 from .conversation import Conversation, Turn, add_note, estimate_tokens
-from .display import LiveTabs, QuietFlush, Throttle, close_widgets
+from .frontend.live import LiveTabs, QuietFlush, Throttle, close_widgets
 
 THUMBNAIL_SIZE = 96
 # How long Stop waits for the reply thread to notice before it marks the turn stopped
@@ -337,7 +337,7 @@ class Panel:
     # -- attachments ------------------------------------------------------------------------
 
     def _prepare(self, value: Any, label: str) -> list[PreparedImage]:
-        from .images import prepare_images
+        from .media.images import prepare_images
 
         return prepare_images(
             value, label=label, max_pixels=self.max_pixels, inline_urls=self.inline_urls
@@ -414,7 +414,7 @@ class Panel:
 
     def image_variables(self) -> list[str]:
         """Names in the notebook's namespace that hold something image-like."""
-        from .images import is_image_like
+        from .media.images import is_image_like
 
         namespace = self._user_namespace()
         names = []

@@ -9,7 +9,7 @@ import re
 import pytest
 
 from qwen_nb._types import AnswerDelta, Finished, QwenResponse, ThinkingDelta
-from qwen_nb.display import (
+from qwen_nb.frontend.live import (
     GrowingText,
     LiveTabs,
     LiveView,

@@ -361,7 +361,7 @@ def test_cut_after_the_finish_reason_still_counts_as_complete(server):
 @pytest.mark.parametrize("name", ["cut", "error event"])
 def test_broken_stream_in_the_magic_fails_the_cell_shortly_and_shows_the_partial(
         ip, server, capsys, name):
-    from qwen_nb.display import LiveView
+    from qwen_nb.frontend.live import LiveView
 
     fault, words = BROKEN[name]
     server.queue(Reply(thinking=THINKING, answer=ANSWER, chunk_chars=4, **fault))

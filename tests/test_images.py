@@ -17,7 +17,7 @@ from PIL import Image
 
 from qwen_nb._errors import ImageError, InputError
 from qwen_nb._types import DEFAULT_MAX_PIXELS, PreparedImage
-from qwen_nb.images import check_payload_size, is_image_like, prepare_images
+from qwen_nb.media.images import check_payload_size, is_image_like, prepare_images
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -646,7 +646,7 @@ def test_is_image_like_truth_table(tmp_path):
 def test_cheap_paths_import_nothing_heavy():
     code = """
 import sys, pathlib, io
-import qwen_nb.images as m
+import qwen_nb.media.images as m
 for value in ["hello", "x.png", b"\\x89PNG\\r\\n\\x1a\\n", io.BytesIO(b"abc"), [1], {}, 3,
               pathlib.Path("nope.jpg"), "https://e.org/a.png"]:
     m.is_image_like(value)

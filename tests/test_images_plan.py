@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qwen_nb._image_plan import MAX_ASPECT_RATIO, Budget, plan_size
+from qwen_nb.media.plan import MAX_ASPECT_RATIO, Budget, plan_size
 
 QWEN3 = Budget()
 

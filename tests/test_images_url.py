@@ -14,7 +14,7 @@ from fake_server import QuietHTTPServer
 from PIL import Image
 
 from qwen_nb._errors import ImageError
-from qwen_nb.images import prepare_images
+from qwen_nb.media.images import prepare_images
 
 RED = (220, 30, 40)
 

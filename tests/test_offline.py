@@ -15,7 +15,7 @@ from qwen_nb import api
 from qwen_nb._config import resolve_settings
 from qwen_nb._errors import Interrupted
 from qwen_nb._types import AnswerDelta, Finished, ThinkingDelta, UsageUpdate
-from qwen_nb.images import prepare_images
+from qwen_nb.media.images import prepare_images
 from qwen_nb.offline import OfflineStream, colour_name
 from qwen_nb.render import markdown_html, static_bundle
 

@@ -9,7 +9,7 @@ from fake_server import Reply
 
 from qwen_nb import api
 from qwen_nb._config import resolve_settings
-from qwen_nb.display import LiveView
+from qwen_nb.frontend.live import LiveView
 
 
 def wait_for(predicate, timeout: float = 30.0) -> bool:

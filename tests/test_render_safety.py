@@ -199,7 +199,7 @@ def _widget_values(root) -> list[str]:
 
 @pytest.mark.parametrize("payload", PAYLOADS)
 def test_live_widget_values_are_inert_while_streaming_and_at_the_end(payload):
-    from qwen_nb.display import LiveTabs
+    from qwen_nb.frontend.live import LiveTabs
 
     tabs = LiveTabs()
     try:
@@ -235,7 +235,7 @@ def test_panel_shows_model_output_inertly(server):
 def test_the_magic_path_renders_streamed_output_inertly(ip, server):
     from IPython.utils.capture import capture_output
 
-    from qwen_nb.display import LiveView
+    from qwen_nb.frontend.live import LiveView
 
     payload = "\n\n".join(PAYLOADS)
     server.queue(Reply(thinking=payload, answer=payload, chunk_chars=3, style="think_tags"))

@@ -89,7 +89,7 @@ def test_live_view_and_batch_progress_leave_no_widget_model_open(server, _global
     from qwen_nb import api
     from qwen_nb._batch import BatchResult, _WidgetProgress
     from qwen_nb._config import resolve_settings
-    from qwen_nb.display import LiveView
+    from qwen_nb.frontend.live import LiveView
 
     before = open_widget_models()
     settings = resolve_settings()
@@ -121,7 +121,7 @@ def test_thin_strips_are_sent_within_qwens_aspect_limit():
     import numpy as np
     from PIL import Image
 
-    from qwen_nb.images import prepare_images
+    from qwen_nb.media.images import prepare_images
 
     # A small, well-compressed PNG strip (would be passed through as is), a 1-pixel line
     # from an array, and a tall one: none may reach the server more than 200:1.

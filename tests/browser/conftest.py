@@ -8,7 +8,7 @@ stopped by PID; `timeout` bounds their lifetime even if pytest dies.
 
 Set QWEN_NB_BROWSER_KERNEL_STARTUP=/path/to/script.py to run a script at every kernel's
 start (IPython startup file). It exists to check that these tests catch breakage, e.g. a
-script that replaces `qwen_nb.render.tabs_html`.
+script that replaces `qwen_nb.render.bundle.tabs_html`.
 """
 
 from __future__ import annotations

@@ -17,10 +17,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ._errors import ImageError
-from ._image_codec import prepare_encoded, prepare_pil
-from ._image_plan import Budget, plan_size
-from ._image_sniff import (
+from .._errors import ImageError
+from .._types import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, QWEN3_VL_UNIT, PreparedImage
+from .codec import prepare_encoded, prepare_pil
+from .plan import Budget, plan_size
+from .sniff import (
     has_image_extension,
     is_data_url,
     is_http_url,
@@ -28,7 +29,7 @@ from ._image_sniff import (
     is_image_url,
     sniff_format,
 )
-from ._image_sources import (
+from .sources import (
     array_to_image,
     current_figure,
     fetch_url,
@@ -36,7 +37,6 @@ from ._image_sources import (
     read_file,
     root_figure,
 )
-from ._types import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, QWEN3_VL_UNIT, PreparedImage
 
 __all__ = [
     "ACCEPTED_TYPES",

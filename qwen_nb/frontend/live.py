@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ._errors import QwenError
-from ._types import AnswerDelta, Finished, QwenResponse, StreamEvent, ThinkingDelta
-from .render import CSS_CLASS, details_table, markdown_html, static_bundle, status_message
+from .._errors import QwenError
+from .._types import AnswerDelta, Finished, QwenResponse, StreamEvent, ThinkingDelta
+from ..render import CSS_CLASS, details_table, markdown_html, static_bundle, status_message
 
 ANSWER, THINKING, DETAILS = 0, 1, 2
 

@@ -11,7 +11,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from ._errors import ImageError
+from .._errors import ImageError
 
 if TYPE_CHECKING:
     from PIL import Image

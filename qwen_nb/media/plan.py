@@ -8,8 +8,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ._errors import ImageError
-from ._types import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, QWEN3_VL_UNIT
+from .._errors import ImageError
+from .._types import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, QWEN3_VL_UNIT
 
 # Qwen's image processors (qwen-vl-utils' and transformers' smart_resize, hence vLLM and
 # SGLang) raise on an image whose long side is more than 200 times its short side.

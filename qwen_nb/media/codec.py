@@ -9,10 +9,10 @@ import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ._errors import ImageError
-from ._image_plan import MAX_ASPECT_RATIO, Budget, plan_size
-from ._image_sniff import sniff_format
-from ._types import PreparedImage
+from .._errors import ImageError
+from .._types import PreparedImage
+from .plan import MAX_ASPECT_RATIO, Budget, plan_size
+from .sniff import sniff_format
 
 if TYPE_CHECKING:
     from PIL import Image

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from markdown_it import MarkdownIt
 
-    from ._types import QwenResponse
+    from .._types import QwenResponse
 
 CSS_CLASS = "qwen-nb"
 
