@@ -23,7 +23,15 @@ from ._errors import (
     QwenError,
     StreamError,
 )
-from ._types import AnswerDelta, Finished, QwenResponse, ThinkingDelta, Usage, UsageUpdate
+from ._types import (
+    AnswerDelta,
+    Finished,
+    QwenResponse,
+    ThinkingDelta,
+    Usage,
+    UsageUpdate,
+    set_bundle_renderer,
+)
 
 if TYPE_CHECKING:
     from ._batch import BatchItem, BatchResult, batch
@@ -73,6 +81,16 @@ def __getattr__(name: str) -> Any:
     value = getattr(import_module(f"qwen_nb.{module}"), name)
     globals()[name] = value
     return value
+
+
+def _static_bundle(response: QwenResponse) -> tuple[dict, dict]:
+    """A response's notebook display: render/ loads when the first one is shown."""
+    from .render import static_bundle
+
+    return static_bundle(response)
+
+
+set_bundle_renderer(_static_bundle)
 
 
 def load_ipython_extension(ipython: Any) -> None:

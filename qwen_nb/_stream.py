@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol
 
-from ._types import StreamEvent
+from ._types import QwenResponse, StreamEvent
+
+
+class EventStream(Protocol):
+    """What `api.open_stream` returns: iterate for events (last: Finished); close() stops."""
+
+    def __iter__(self) -> Iterator[StreamEvent]: ...
+    def close(self) -> None: ...
+    @property
+    def response(self) -> QwenResponse: ...
 
 
 class EventStreamBase:

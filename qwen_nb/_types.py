@@ -6,6 +6,7 @@ Standard library only, so importing this module costs nothing.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -168,9 +169,21 @@ class QwenResponse:
         )
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> tuple[dict, dict]:
-        from .render import static_bundle
+        if _bundle_renderer is None:  # only before qwen_nb/__init__ has run
+            return {"text/plain": repr(self)}, {}
+        return _bundle_renderer(self)
 
-        return static_bundle(self)
+
+# The renderer (render/) sits above this module, since it reads these types; the package's
+# __init__, which sits above both, plugs it in, so values never import their views.
+BundleRenderer = Callable[[QwenResponse], tuple[dict, dict]]
+_bundle_renderer: BundleRenderer | None = None
+
+
+def set_bundle_renderer(renderer: BundleRenderer) -> None:
+    """Choose how a QwenResponse displays itself in a notebook (the static tabs)."""
+    global _bundle_renderer
+    _bundle_renderer = renderer
 
 
 def _clip(text: str, limit: int = 60) -> str:

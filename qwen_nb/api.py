@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from ._config import Settings, resolve_settings
 from ._errors import InputError, Interrupted, QwenError
+from ._stream import EventStream
 from ._types import (
     DEFAULT_MAX_PIXELS,
     ChatRequest,
@@ -24,15 +25,6 @@ from ._types import (
     QwenResponse,
     StreamEvent,
 )
-
-
-class EventStream(Protocol):
-    """What `open_stream` returns: iterate for events (last: Finished); close() stops."""
-
-    def __iter__(self) -> Iterator[StreamEvent]: ...
-    def close(self) -> None: ...
-    @property
-    def response(self) -> QwenResponse: ...
 
 
 class View(Protocol):

@@ -12,7 +12,6 @@ Modes: ``off``; ``auto`` (replay a hit, call and record a miss); ``replay`` (a m
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import os
 import re
@@ -24,12 +23,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._errors import CacheMissError, ConfigError, Interrupted, QwenError
-from ._stream import EventStreamBase
+from ._fingerprint import cache_key, canonical_request
+from ._stream import EventStream, EventStreamBase
 from ._types import (
     AnswerDelta,
     ChatRequest,
     Finished,
-    PreparedImage,
     QwenResponse,
     StreamEvent,
     ThinkingDelta,
@@ -39,7 +38,6 @@ from ._types import (
 
 if TYPE_CHECKING:
     from ._config import Settings
-    from .api import EventStream
 
 MODES = ("off", "auto", "replay", "record")
 DEFAULT_DIR = ".qwen_cache"
@@ -48,7 +46,6 @@ FORMAT = "qwen_nb-cache/1"
 MAX_REPLAY_SECONDS = 0.5
 # Chunks are merged into at most this many timing segments, so an entry stays small.
 MAX_SEGMENTS = 120
-_OPTIONS_IN_KEY = ("temperature", "top_p", "max_tokens", "seed", "thinking_budget")
 _KINDS = {"thinking": ThinkingDelta, "answer": AnswerDelta}
 
 
@@ -92,45 +89,6 @@ def resolve_dir(
 
 
 # --- keys ------------------------------------------------------------------------------
-
-
-def canonical_request(request: ChatRequest) -> dict[str, Any]:
-    """The parts of a request that decide the reply, as plain JSON values."""
-    messages = []
-    for message in request.messages:
-        parts: list[Any] = []
-        for part in message.parts:
-            if isinstance(part, PreparedImage):
-                parts.append({"image": part.digest or _sha256(part.url)})
-            elif part:
-                parts.append(part)
-        messages.append({"role": message.role, "parts": parts})
-    options = {
-        name: getattr(request.options, name)
-        for name in _OPTIONS_IN_KEY
-        if getattr(request.options, name) is not None
-    }
-    return {"model": request.model, "messages": messages, "options": options}
-
-
-def request_fingerprint(request: ChatRequest) -> str:
-    """sha256 of the canonical request alone (the offline simulator's seed)."""
-    return _sha256(_canonical_json(canonical_request(request)))
-
-
-def cache_key(request: ChatRequest, base_url: str) -> str:
-    """sha256 of the canonical request and where it goes. Never the key or a header."""
-    return _sha256(
-        _canonical_json({"base_url": base_url.rstrip("/"), **canonical_request(request)})
-    )
-
-
-def _canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-
-
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def prompt_label(request: ChatRequest, limit: int = 60) -> str:

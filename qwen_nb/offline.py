@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ._errors import Interrupted
+from ._fingerprint import request_fingerprint
 from ._stream import EventStreamBase
 from ._types import (
     AnswerDelta,
@@ -31,7 +32,6 @@ from ._types import (
     Usage,
     UsageUpdate,
 )
-from .cache import request_fingerprint
 
 if TYPE_CHECKING:
     from ._config import Settings
