@@ -30,6 +30,7 @@ from ._types import (
     ThinkingDelta,
     Usage,
     UsageUpdate,
+    set_answer_reader,
     set_bundle_renderer,
 )
 
@@ -90,7 +91,21 @@ def _static_bundle(response: QwenResponse) -> tuple[dict, dict]:
     return static_bundle(response)
 
 
+def _interpret(response: QwenResponse) -> Any:
+    """Boxes, points, JSON data and documents in an answer: vision/ loads on first use."""
+    from .vision.reading import interpret
+
+    return interpret(response)
+
+
+def _draw_overlay(response: QwenResponse, i: int, full: bool) -> Any:
+    from .render.overlay import draw_overlay
+
+    return draw_overlay(response, i, full=full)
+
+
 set_bundle_renderer(_static_bundle)
+set_answer_reader(_interpret, _draw_overlay)
 
 
 def load_ipython_extension(ipython: Any) -> None:

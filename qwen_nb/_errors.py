@@ -98,3 +98,7 @@ class Interrupted(QwenError):
 
 class CacheMissError(QwenError):
     """Replay mode found no recording for this request."""
+
+
+class SchemaError(QwenError):
+    """With --strict: the answer's JSON does not match the schema (the reply is kept)."""

@@ -12,7 +12,9 @@ from typing import Any
 
 from ._types import ChatRequest, PreparedImage
 
-_OPTIONS_IN_KEY = ("temperature", "top_p", "max_tokens", "seed", "thinking_budget")
+_OPTIONS_IN_KEY = (
+    "temperature", "top_p", "max_tokens", "seed", "thinking_budget", "response_format"
+)
 
 
 def canonical_request(request: ChatRequest) -> dict[str, Any]:

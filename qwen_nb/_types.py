@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cached_property
 
 # Qwen3-VL sees the image as 16 px patches merged 2 x 2: one visual token per 32 x 32 unit.
 QWEN3_VL_UNIT = 32
@@ -28,6 +28,7 @@ class PreparedImage:
     nbytes: int = 0
     digest: str = ""  # sha256 of the encoded bytes (or of the URL): stable cache keys
     notes: tuple[str, ...] = ()
+    page: int | None = None  # 1-based page number when the image is a PDF page
 
     @property
     def visual_tokens(self) -> int | None:
@@ -75,6 +76,23 @@ class Options:
     seed: int | None = None
     thinking_budget: int | None = None
     stream: bool = True
+    response_format: dict[str, Any] | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """How to read an answer beyond its text: grounding coordinates, JSON, a document.
+
+    Travels with the request to the response; never sent and never part of a cache key
+    (what is sent is in the messages and `Options.response_format`).
+    """
+
+    coords: str = "auto"  # relative (0-1000), absolute (pixels as sent) or auto (by model)
+    ground: str | None = None  # what --ground asked to locate
+    json: bool = False  # --json / --schema: the answer should be JSON
+    schema: Any = field(default=None, compare=False)  # pydantic model class or JSON-schema dict
+    doc: str | None = None  # "html" or "markdown" for document parsing
+    strict: bool = False  # an answer that does not validate fails the cell
 
 
 @dataclass(frozen=True)
@@ -84,6 +102,7 @@ class ChatRequest:
     model: str
     messages: tuple[Message, ...]
     options: Options = field(default_factory=Options)
+    reading: Reading = field(default_factory=Reading)
 
     @property
     def images(self) -> tuple[PreparedImage, ...]:
@@ -154,9 +173,44 @@ class QwenResponse:
     notes: tuple[str, ...] = ()
     replayed_from: str | None = None  # recording date when served from the cache
     refusal: str | None = None  # the model's refusal text, when it declined to answer
+    reading: Reading = field(default_factory=Reading, repr=False)
 
     def replace(self, **changes: Any) -> QwenResponse:
         return dataclasses.replace(self, **changes)
+
+    @cached_property
+    def interpretation(self) -> Any:
+        """What the answer means beyond text (boxes, points, data, document); computed once."""
+        if _answer_reader is None:  # only before qwen_nb/__init__ has run
+            raise RuntimeError("import qwen_nb first: it plugs in the answer reader")
+        return _answer_reader(self)
+
+    @property
+    def boxes(self) -> Any:
+        """Grounding boxes (`bbox_2d`) in pixels of the images you passed."""
+        return self.interpretation.boxes
+
+    @property
+    def points(self) -> Any:
+        """Grounding points (`point_2d`) in pixels of the images you passed."""
+        return self.interpretation.points
+
+    @property
+    def data(self) -> Any:
+        """The answer's JSON (validated against --schema when one was given), or None."""
+        return self.interpretation.data
+
+    @property
+    def document(self) -> Any:
+        """The parsed document of a --doc answer (clean HTML/Markdown, regions), or None."""
+        return self.interpretation.document
+
+    def overlay(self, i: int = 0, *, full: bool = False) -> Any:
+        """Image `i` of the request with its boxes and points drawn (a PIL image): as the
+        model saw it, or with `full=True` on the full-resolution original."""
+        if _overlay_drawer is None:
+            raise RuntimeError("import qwen_nb first: it plugs in the overlay drawer")
+        return _overlay_drawer(self, i, full)
 
     def __str__(self) -> str:
         return self.answer
@@ -184,6 +238,20 @@ def set_bundle_renderer(renderer: BundleRenderer) -> None:
     """Choose how a QwenResponse displays itself in a notebook (the static tabs)."""
     global _bundle_renderer
     _bundle_renderer = renderer
+
+
+# Likewise vision/ (what an answer means) and render/overlay (drawing it) read these types,
+# so the package plugs them in; they load on first use of `.boxes` or `.overlay()`.
+AnswerReader = Callable[[QwenResponse], Any]
+OverlayDrawer = Callable[[QwenResponse, int, bool], Any]
+_answer_reader: AnswerReader | None = None
+_overlay_drawer: OverlayDrawer | None = None
+
+
+def set_answer_reader(reader: AnswerReader, drawer: OverlayDrawer) -> None:
+    """Choose how a QwenResponse reads its answer (boxes, data, document) and draws it."""
+    global _answer_reader, _overlay_drawer
+    _answer_reader, _overlay_drawer = reader, drawer
 
 
 def _clip(text: str, limit: int = 60) -> str:

@@ -23,6 +23,7 @@ from ._types import (
     PreparedImage,
     PromptPart,
     QwenResponse,
+    Reading,
     StreamEvent,
 )
 
@@ -89,8 +90,10 @@ def build_request(
     system: str | None = None,
     history: Sequence[Message] = (),
     options: Options | None = None,
+    reading: Reading | None = None,
 ) -> ChatRequest:
-    """A request from prompt parts (text and images, in order) and earlier turns."""
+    """A request from prompt parts (text and images, in order) and earlier turns;
+    `reading` says how to read the answer (grounding, JSON, documents)."""
     merged: list[PromptPart] = []
     for part in parts:
         if isinstance(part, str) and merged and isinstance(merged[-1], str):
@@ -112,7 +115,10 @@ def build_request(
         messages.append(Message("system", (system.strip(),)))
     messages.extend(history)
     messages.append(Message("user", tuple(p for p in merged if p != "")))
-    return ChatRequest(model=model, messages=tuple(messages), options=options or Options())
+    return ChatRequest(
+        model=model, messages=tuple(messages), options=options or Options(),
+        reading=reading or Reading(),
+    )
 
 
 def open_stream(
@@ -169,20 +175,25 @@ def run(
     response: QwenResponse | None = None
     try:
         for event in stream:
+            if isinstance(event, Finished):
+                # The reply is read (boxes, JSON, documents) as the request asked.
+                event = Finished(event.response.replace(reading=request.reading))
+                response = event.response
             if view is not None:
                 view.update(event)
-            if isinstance(event, Finished):
-                response = event.response
     except KeyboardInterrupt:
         stream.close()
         error = Interrupted(
             "Interrupted; the partial reply is kept.",
-            response=stream.response.replace(complete=False, error="interrupted"),
+            response=stream.response.replace(
+                complete=False, error="interrupted", reading=request.reading),
         )
         if view is not None:
             view.fail(error)
         raise error from None
     except QwenError as error:
+        if error.response is not None:
+            error.response = error.response.replace(reading=request.reading)
         if view is not None:
             view.fail(error)
         raise
@@ -197,6 +208,12 @@ def run(
     finally:
         stream.close()
     assert response is not None, "an event stream must end with Finished"
+    if request.reading.strict and response.interpretation.errors:
+        from ._errors import SchemaError
+
+        problems = "; ".join(response.interpretation.errors[:5])
+        raise SchemaError(f"The answer does not match the schema (--strict): {problems}",
+                          response=response)
     return response
 
 
@@ -230,35 +247,63 @@ SETTINGS_KEYWORDS = ("provider", "base_url", "model", "api_key", "timeout", "con
                      "max_attempts", "max_retry_time", "max_payload_mb")
 REQUEST_KEYWORDS = ("system", "max_pixels", "inline_urls", "history")
 OPTION_KEYWORDS = ("temperature", "top_p", "max_tokens", "seed", "thinking_budget", "stream")
+# How to ask for and read boxes, documents and JSON (qwen_nb.vision.request.plan_vision).
+VISION_KEYWORDS = ("ground", "points", "coords", "json", "schema", "doc", "strict")
 
 
 def split_keywords(kwargs: dict[str, Any]) -> tuple[Settings, dict[str, Any], Options]:
     """Keyword options -> (settings, request keywords, generation options), refusing an
-    unknown or bad one before anything is sent."""
-    unknown = set(kwargs) - set(SETTINGS_KEYWORDS + REQUEST_KEYWORDS + OPTION_KEYWORDS)
+    unknown or bad one before anything is sent. Vision keywords go with the request ones."""
+    known_names = SETTINGS_KEYWORDS + REQUEST_KEYWORDS + OPTION_KEYWORDS + VISION_KEYWORDS
+    unknown = set(kwargs) - set(known_names)
     if unknown:
-        known = sorted(SETTINGS_KEYWORDS + REQUEST_KEYWORDS + OPTION_KEYWORDS)
+        known = sorted(known_names)
         raise InputError(
             f"Unknown option {', '.join(sorted(unknown))}. Known options: {', '.join(known)}."
         )
     settings = resolve_settings(**{k: kwargs[k] for k in SETTINGS_KEYWORDS if k in kwargs})
-    request = {k: kwargs[k] for k in REQUEST_KEYWORDS if k in kwargs}
+    request = {k: kwargs[k] for k in REQUEST_KEYWORDS + VISION_KEYWORDS if k in kwargs}
     options = make_options(**{k: kwargs[k] for k in OPTION_KEYWORDS if k in kwargs})
     return settings, request, options
+
+
+def vision_plan(request_keywords: dict[str, Any], images: int) -> Any:
+    """The VisionPlan for the vision keywords among `request_keywords` (checked here)."""
+    from .vision.request import plan_vision
+
+    return plan_vision(
+        **{k: request_keywords[k] for k in VISION_KEYWORDS if k in request_keywords},
+        images=images,
+    )
+
+
+def with_vision(
+    parts: Sequence[PromptPart], options: Options, plan: Any
+) -> tuple[list[PromptPart], Options]:
+    """The prompt with the plan's instruction after the user's text, and its
+    response_format in the options."""
+    parts = list(parts)
+    if plan.instruction:
+        has_text = any(isinstance(p, str) and p.strip() for p in parts)
+        parts.append(("\n\n" if has_text else "") + plan.instruction)
+    if plan.response_format is not None:
+        import dataclasses
+
+        options = dataclasses.replace(options, response_format=plan.response_format)
+    return parts, options
 
 
 def _settings_and_request(
     prompt: str, images: Sequence[Any], kwargs: dict[str, Any]
 ) -> tuple[Settings, ChatRequest]:
     settings, request, options = split_keywords(kwargs)
-    parts: list[PromptPart] = [
-        *prepare_images(images, max_pixels=request.get("max_pixels"),
-                        inline_urls=request.get("inline_urls", False), settings=settings),
-        prompt,
-    ]
+    prepared = prepare_images(images, max_pixels=request.get("max_pixels"),
+                              inline_urls=request.get("inline_urls", False), settings=settings)
+    plan = vision_plan(request, len(prepared))
+    parts, options = with_vision([*prepared, prompt], options, plan)
     return settings, build_request(
         parts, model=settings.model, system=request.get("system"),
-        history=request.get("history", ()), options=options,
+        history=request.get("history", ()), options=options, reading=plan.reading,
     )
 
 
@@ -274,7 +319,10 @@ def ask(
 
     Options: model, system, provider, base_url, api_key, timeout, connect_timeout,
     max_attempts, max_retry_time, max_payload_mb, temperature, top_p, max_tokens, seed,
-    thinking_budget, max_pixels, inline_urls, stream. With `show=True`
+    thinking_budget, max_pixels, inline_urls, stream; and ground= ("cat, red car": boxes
+    in `.boxes`), points=True, coords= (auto, relative, absolute), json=True, schema=
+    (pydantic model or JSON-schema dict: `.data`), strict=True, doc= ("html" or
+    "markdown": `.document`). With `show=True`
     the reply streams into the notebook as the magic shows it. `cache`: off, auto, replay
     or record (default: QWEN_NB_CACHE_MODE, else off); `cache_dir`: default QWEN_NB_CACHE,
     else .qwen_cache/.

@@ -20,6 +20,7 @@ from typing import Any
 from .._errors import ImageError
 from .._types import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, QWEN3_VL_UNIT, PreparedImage
 from .codec import prepare_encoded, prepare_pil
+from .origin import remember
 from .plan import Budget, plan_size
 from .sniff import (
     has_image_extension,
@@ -138,7 +139,9 @@ def _collect(
         for index, item in enumerate(value):
             _collect(item, f"{label}[{index}]", context, out, depth + 1)
         return
-    out.append(_prepare_one(value, label, context))
+    prepared = _prepare_one(value, label, context)
+    remember(prepared, value)  # so box.crop() can cut from the full-resolution original
+    out.append(prepared)
 
 
 def _prepare_one(value: Any, label: str, context: _Context) -> PreparedImage:

@@ -121,6 +121,9 @@ def details_rows(response: QwenResponse) -> list[tuple[str, str]]:
         rows.append((f"Image {index}", value))
     for note in response.notes:
         rows.append(("Note", note))
+    from .vision import notes as vision_notes  # what reading boxes/data/documents found
+
+    rows.extend(("Note", note) for note in vision_notes(response))
     return rows
 
 
@@ -194,7 +197,7 @@ def tabs_html(response: QwenResponse) -> str:
     """The static tabbed view: CSS-only tabs, stacked sections where CSS is stripped."""
     uid = _tab_group_id(response)
     panels = [
-        ("answer", "Answer", markdown_html(response.answer) or _no_answer_html(response)),
+        ("answer", "Answer", _answer_body(response)),
         (
             "thinking",
             "Thinking",
@@ -219,6 +222,15 @@ def tabs_html(response: QwenResponse) -> str:
         pieces.append(f'<div class="{CSS_CLASS}-warning">⚠ {html.escape(warning)}</div>')
     pieces.append("</div>")
     return "".join(pieces)
+
+
+def _answer_body(response: QwenResponse) -> str:
+    from .vision import answer_html  # boxes, points, data, documents: drawn, JSON folded
+
+    special = answer_html(response, markdown_html)
+    if special is not None:
+        return special
+    return markdown_html(response.answer) or _no_answer_html(response)
 
 
 def _no_answer_html(response: QwenResponse) -> str:

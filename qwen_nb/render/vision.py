@@ -1,0 +1,48 @@
+"""The Answer section for answers that mean more than text: overlays, data, documents.
+
+`answer_html` returns None for an ordinary answer, so the bundle renders it as Markdown;
+otherwise the figures come first and the answer's JSON stays available, folded, below.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .._types import QwenResponse
+
+# The bundle imports this module, so its Markdown renderer comes in as an argument.
+Markdown = Callable[[str], str]
+
+# A fenced block holding grounding JSON (to the end of the text when cut off).
+_GROUNDING_FENCE = re.compile(
+    r"```[^\n`]*\n(?:(?!```).)*?(?:bbox_2d|point_2d)(?:(?!```).)*?(?:```|\Z)", re.DOTALL
+)
+
+
+def answer_html(response: QwenResponse, markdown_html: Markdown) -> str | None:
+    """The Answer tab's body when the answer holds boxes, points, data or a document."""
+    reading = response.interpretation
+    if not reading.has_overlay:
+        return None
+    from .overlay import overlay_figures_html
+
+    pieces = [overlay_figures_html(response)]
+    prose = _GROUNDING_FENCE.sub("", response.answer).strip()
+    if prose and prose != response.answer.strip():
+        pieces.append(markdown_html(prose))
+    pieces.append(_folded("Answer text (JSON)", markdown_html(response.answer)))
+    return "".join(pieces)
+
+
+def notes(response: QwenResponse) -> tuple[str, ...]:
+    """What reading the answer found and did, for the Details tab."""
+    return response.interpretation.notes
+
+
+def _folded(title: str, body: str) -> str:
+    return (f'<details class="qwen-nb-folded"><summary>{html.escape(title)}</summary>'
+            f"{body}</details>")
