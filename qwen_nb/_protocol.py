@@ -65,6 +65,8 @@ def build_payload(request: ChatRequest, *, thinking_budget_param: str | None) ->
             payload["reasoning"] = {"max_tokens": opts.thinking_budget}
         else:
             payload[thinking_budget_param] = opts.thinking_budget
+    if opts.response_format is not None:
+        payload["response_format"] = opts.response_format
     if opts.stream:
         payload["stream"] = True
         payload["stream_options"] = {"include_usage": True}

@@ -9,6 +9,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 # Qwen3-VL sees the image as 16 px patches merged 2 x 2: one visual token per 32 x 32 unit.
 QWEN3_VL_UNIT = 32

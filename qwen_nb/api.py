@@ -271,9 +271,9 @@ def vision_plan(request_keywords: dict[str, Any], images: int) -> Any:
     """The VisionPlan for the vision keywords among `request_keywords` (checked here)."""
     from .vision.request import plan_vision
 
+    names = (*VISION_KEYWORDS, "schema_label")
     return plan_vision(
-        **{k: request_keywords[k] for k in VISION_KEYWORDS if k in request_keywords},
-        images=images,
+        **{k: request_keywords[k] for k in names if k in request_keywords}, images=images
     )
 
 

@@ -143,27 +143,32 @@ def api_error(status: int, body: bytes, headers: Any, *, attempts: int) -> APIEr
     return APIError(f"HTTP {status}: {message}{suffix}", status_code=status, request_id=request_id)
 
 
-def _refuses_thinking_budget(message: str) -> bool:
-    """True when a 400 says the provider does not know the parameter (not that its value
-    is wrong: a bad value must reach the user, not be dropped silently)."""
+# Optional fields a provider may not know: (field, how its errors name it, whether only a
+# "not known" message counts, the Details note when it is dropped). A wrong thinking budget
+# must reach the user, so it is dropped only when the field itself is unknown; any refusal
+# naming response_format drops it, since the prompt asks for the JSON as well.
+_DROPPABLE_FIELDS = (
+    ("thinking_budget", ("thinking_budget", "thinking budget"), True,
+     "the provider does not accept thinking_budget; sent without it"),
+    ("response_format", ("response_format", "response format", "json_schema", "json_object",
+                         "structured output"), False,
+     "the provider refused response_format; sent without it (the prompt asks for the JSON)"),
+)
+_NOT_KNOWN_WORDS = (
+    "unrecognized", "unrecognised", "unknown", "unsupported", "not supported", "extra",
+    "not permitted", "not allowed", "additional propert", "unexpected",
+)
+
+
+def refused_field(payload: dict[str, Any], message: str) -> tuple[str, str] | None:
+    """(field, note) when a 400/422 `message` refuses an optional field of `payload`."""
     lowered = message.lower()
-    if "thinking_budget" not in lowered and "thinking budget" not in lowered:
-        return False
-    return any(
-        word in lowered
-        for word in (
-            "unrecognized",
-            "unrecognised",
-            "unknown",
-            "unsupported",
-            "not supported",
-            "extra",
-            "not permitted",
-            "not allowed",
-            "additional propert",
-            "unexpected",
-        )
-    )
+    for name, spellings, only_unknown, note in _DROPPABLE_FIELDS:
+        if name not in payload or not any(spelling in lowered for spelling in spellings):
+            continue
+        if not only_unknown or any(word in lowered for word in _NOT_KNOWN_WORDS):
+            return name, note
+    return None
 
 
 class ResponseStream(EventStreamBase):
@@ -426,19 +431,17 @@ class ResponseStream(EventStreamBase):
                 error = api_error(
                     response.status_code, raw, response.headers, attempts=self.attempts
                 )
-                if (
-                    response.status_code in (400, 422)
-                    and "thinking_budget" in payload
-                    and _refuses_thinking_budget(error.message)
-                ):
-                    # Not every provider documents thinking_budget; one that does not know
-                    # it gets the request again without it, and the Details tab says so.
-                    # That refused request is not counted as an attempt.
-                    payload = {k: v for k, v in payload.items() if k != "thinking_budget"}
+                refused = (
+                    refused_field(payload, error.message)
+                    if response.status_code in (400, 422) else None
+                )
+                if refused is not None:
+                    # Not every provider documents thinking_budget or response_format; one
+                    # that refuses it gets the request again without it, and the Details tab
+                    # says so. That refused request is not counted as an attempt.
+                    payload = {k: v for k, v in payload.items() if k != refused[0]}
                     body = json.dumps(payload, ensure_ascii=False).encode()
-                    self.notes.append(
-                        "the provider does not accept thinking_budget; sent without it"
-                    )
+                    self.notes.append(refused[1])
                     self.attempts -= 1
                     continue
                 if response.status_code not in RETRY_STATUSES:

@@ -131,6 +131,24 @@ class QwenMagics(Magics):
         help="Record/replay cache: off, auto (replay a hit, record a miss), replay "
         "(a miss is an error), record (always call and save).",
     )
+    @argument("--ground", metavar="TARGETS",
+              help='Locate these ("cat, red car"): asks for bbox JSON in the cookbook form; '
+              "boxes are drawn and in _qwen.boxes.")
+    @argument("--points", action="store_true",
+              help="With --ground: ask for points (point_2d) instead of boxes.")
+    @argument("--coords", choices=("auto", "relative", "absolute"), default="auto",
+              help="How to read grounding coordinates: relative 0-1000 (Qwen3-VL, Qwen2-VL), "
+              "absolute pixels as sent (Qwen2.5-VL), auto by model name (default).")
+    @argument("--json", action="store_true",
+              help="Ask for a JSON answer (response_format json_object); parsed into _qwen.data.")
+    @argument("--schema", metavar="NAME",
+              help="A pydantic model class or JSON-schema dict from the namespace: sent as "
+              "response_format, the answer validated into _qwen.data.")
+    @argument("--strict", action="store_true",
+              help="With --json/--schema: fail the cell when the answer does not validate.")
+    @argument("--doc", choices=("html", "markdown"),
+              help="Parse a document page (qwenvl html / qwenvl markdown): the parsed document "
+              "and its regions in _qwen.document.")
     @argument("prompt", nargs="*", help="With %%qwen on one line: the prompt.")
     @line_cell_magic
     def qwen(self, line: str, cell: str | None = None) -> None:
@@ -160,7 +178,7 @@ class QwenMagics(Magics):
         from . import api
         from .frontend.live import make_view
 
-        if not text.strip():
+        if not text.strip() and args.ground is None and args.doc is None:
             raise InputError("The cell is empty: write a prompt below %%qwen.")
         if args.out is not None and not args.out.isidentifier():
             raise InputError(f"--out {args.out!r} is not a valid variable name.")
@@ -170,12 +188,17 @@ class QwenMagics(Magics):
             from . import conversation
 
             chat = conversation.get(args.chat)
+        parts = self._prompt_parts(args, text, settings)
+        plan = api.vision_plan(self._vision_keywords(args), images=sum(
+            1 for part in parts if not isinstance(part, str)))
+        parts, options = api.with_vision(parts, self._options(args), plan)
         request = api.build_request(
-            self._prompt_parts(args, text, settings),
+            parts,
             model=settings.model,
             system=_pick(args.system, self.system or None),
             history=chat.messages() if chat is not None else (),
-            options=self._options(args),
+            options=options,
+            reading=plan.reading,
         )
         # Open first: a missing key, a bad cache mode or a replay miss fails the cell
         # before an (empty) live view appears.
@@ -199,6 +222,24 @@ class QwenMagics(Magics):
             response = add_note(response, note)
             chat.add(request.messages[-1], response)
         self._store(response, args.out)
+
+    def _vision_keywords(self, args: Any) -> dict[str, Any]:
+        """--ground/--points/--coords/--json/--schema/--strict/--doc as plan_vision keywords."""
+        keywords: dict[str, Any] = {
+            "ground": args.ground, "points": args.points, "coords": args.coords,
+            "json": args.json, "doc": args.doc, "strict": args.strict,
+        }
+        if args.schema is not None:
+            name = args.schema.strip()
+            try:
+                keywords["schema"] = eval(name, self.shell.user_global_ns, self.shell.user_ns)  # noqa: S307
+            except Exception as exc:
+                raise InputError(
+                    f"--schema {name}: {type(exc).__name__}: {exc}. Define a pydantic model "
+                    "class or a JSON-schema dict with that name in a cell above."
+                ) from None
+            keywords["schema_label"] = f"--schema {name}"
+        return keywords
 
     def _settings(self, args: Any) -> Any:
         from ._config import resolve_settings

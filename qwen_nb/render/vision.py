@@ -26,6 +26,8 @@ _GROUNDING_FENCE = re.compile(
 def answer_html(response: QwenResponse, markdown_html: Markdown) -> str | None:
     """The Answer tab's body when the answer holds boxes, points, data or a document."""
     reading = response.interpretation
+    if response.reading.json:
+        return _data_html(response, markdown_html)
     if not reading.has_overlay:
         return None
     from .overlay import overlay_figures_html
@@ -35,6 +37,30 @@ def answer_html(response: QwenResponse, markdown_html: Markdown) -> str | None:
     if prose and prose != response.answer.strip():
         pieces.append(markdown_html(prose))
     pieces.append(_folded("Answer text (JSON)", markdown_html(response.answer)))
+    return "".join(pieces)
+
+
+def _data_html(response: QwenResponse, markdown_html: Markdown) -> str | None:
+    """A JSON answer: pretty-printed when it parsed; the schema's complaints above it."""
+    import json
+
+    reading = response.interpretation
+    pieces = []
+    if reading.errors:
+        items = "".join(f"<li>{html.escape(error)}</li>" for error in reading.errors[:20])
+        more = len(reading.errors) - 20
+        pieces.append(
+            '<div class="qwen-nb-invalid" role="alert"><strong>The answer does not match the '
+            f"schema:</strong><ul>{items}</ul>"
+            + (f"<p>... and {more} more</p>" if more > 0 else "") + "</div>"
+        )
+    if reading.raw_data is None:
+        pieces.append(markdown_html(response.answer) if response.answer else "")
+        return "".join(pieces) or None
+    pretty = json.dumps(reading.raw_data, indent=2, ensure_ascii=False)
+    pieces.append(f'<pre><code class="language-json">{html.escape(pretty)}</code></pre>')
+    if reading.errors or response.answer.strip() != pretty:
+        pieces.append(_folded("Answer text", markdown_html(response.answer)))
     return "".join(pieces)
 
 

@@ -75,6 +75,8 @@ def _first_value(text: str, start: int, stop: int) -> Found | None:
             return None
         try:
             value, end = _DECODER.raw_decode(text, position)
+        except RecursionError:
+            return None  # nested thousands deep: not an answer anyone can use
         except json.JSONDecodeError:
             if repairs_left:
                 repairs_left -= 1
@@ -140,7 +142,7 @@ def repair_truncated(text: str) -> tuple[Any, str] | None:
         candidate = text[:position].rstrip().rstrip(",") + closers
         try:
             value = json.loads(candidate)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             continue
         if not value:
             continue  # "[" or "{" followed by nothing usable (maybe prose, not JSON)

@@ -114,7 +114,9 @@ def _validate_pydantic(value: Any, model: Any, notes: tuple[str, ...]) -> Struct
         return StructuredAnswer(None, value, problems, notes)
 
 
-def _validate_jsonschema(value: Any, schema: dict[str, Any], notes: tuple[str, ...]) -> StructuredAnswer:
+def _validate_jsonschema(
+    value: Any, schema: dict[str, Any], notes: tuple[str, ...]
+) -> StructuredAnswer:
     try:
         import jsonschema
     except ImportError:
