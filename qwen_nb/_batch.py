@@ -184,9 +184,46 @@ class BatchResult(Sequence[BatchItem]):
                     "elapsed": response.elapsed if response is not None else None,
                     "status": item.status,
                     "error": item.error.message if item.error is not None else None,
+                    **_vision_columns(response),
                 }
             )
-        return pd.DataFrame(rows, columns=list(rows[0]) if rows else None)
+        columns = list(dict.fromkeys(name for row in rows for name in row))
+        return pd.DataFrame(rows, columns=columns or None)
+
+
+_BASE_COLUMNS = ("prompt", "image", "answer", "thinking", "prompt_tokens", "completion_tokens",
+                 "reasoning_tokens", "total_tokens", "elapsed", "status", "error")
+
+
+def _vision_columns(response: QwenResponse | None) -> dict[str, Any]:
+    """A boxes column for grounding, and a column per field of a JSON answer."""
+    if response is None:
+        return {}
+    columns: dict[str, Any] = {}
+    if response.reading.ground is not None or response.boxes:
+        columns["boxes"] = response.boxes.to_list()
+    if response.reading.json:
+        data = response.data
+        if hasattr(data, "model_dump"):
+            data = data.model_dump()
+        fields = dict.fromkeys(_schema_fields(response.reading.schema))
+        if isinstance(data, dict):
+            fields.update(data)
+        elif not fields:
+            fields = {"data": data}
+        for name, value in fields.items():
+            columns[f"data.{name}" if name in _BASE_COLUMNS else name] = value
+    return columns
+
+
+def _schema_fields(schema: Any) -> list[str]:
+    """The top-level field names of a pydantic model or a JSON schema (a column each)."""
+    if schema is None:
+        return []
+    if hasattr(schema, "model_fields"):
+        return list(schema.model_fields)
+    properties = schema.get("properties") if isinstance(schema, dict) else None
+    return list(properties) if isinstance(properties, dict) else []
 
 
 def batch(
@@ -221,6 +258,7 @@ def batch(
         )
     # The keywords of ask(), split and checked before anything is sent.
     settings, request_options, generation = api.split_keywords(dict(options))
+    api.vision_plan(request_options, 1)  # a bad ground=/schema=/doc= fails here, not per item
     from .cache import resolve_mode
 
     if resolve_mode(cache) in ("off", "record"):
@@ -254,12 +292,15 @@ def batch(
                 settings=settings,
                 labels=names,
             )
+            plan = api.vision_plan(request_options, len(prepared))  # ground=, schema=, ...
+            parts, item_options = api.with_vision([*prepared, prompt], generation, plan)
             request = api.build_request(
-                [*prepared, prompt],
+                parts,
                 model=settings.model,
                 system=request_options.get("system"),
                 history=request_options.get("history", ()),
-                options=generation,
+                options=item_options,
+                reading=plan.reading,
             )
             stream = api.open_stream(request, settings, **stream_kwargs)
             with lock:

@@ -186,3 +186,36 @@ def test_bad_vision_options_are_refused_before_sending(ip, server, line, message
     result = run_cell(ip, f"%%qwen {line}\nhello")
     assert message in str(result.error_in_exec)
     assert len(server.requests) == before
+
+
+def test_batch_reads_each_item_with_the_schema_and_grounding(server):
+    import qwen_nb
+
+    images = [Image.new("RGB", (100, 100), "red"), Image.new("RGB", (100, 100), "blue")]
+    server.queue(Reply(answer='{"name": "apple", "count": 1}'),
+                 Reply(answer='{"name": "pear", "count": "two"}'))
+    results = qwen_nb.batch("Count the fruit", images=images, schema=Fruit, concurrency=1,
+                            progress=False)
+    frame = results.to_pandas()
+    assert frame.loc[0, "name"] == "apple" and frame["name"].isna().tolist() == [False, True]
+    assert frame.loc[0, "count"] == 1 and frame["count"].isna().tolist() == [False, True]
+    assert results[0].response.data == Fruit(name="apple", count=1)
+    assert results[1].response.interpretation.errors
+
+    server.queue(Reply(answer='[{"bbox_2d": [0, 0, 500, 500], "label": "a"}]'),
+                 Reply(answer="[]"))
+    results = qwen_nb.batch("Find", images=images, ground="a", concurrency=1, progress=False)
+    frame = results.to_pandas()
+    assert frame.loc[0, "boxes"][0]["x2"] == 50.0 and frame.loc[1, "boxes"] == []
+    assert "Locate every instance" in server.requests[-1].json["messages"][-1]["content"][-1][
+        "text"]
+
+
+def test_batch_refuses_a_bad_vision_option_before_sending(server):
+    import qwen_nb
+    from qwen_nb import InputError
+
+    before = len(server.requests)
+    with pytest.raises(InputError, match="--doc"):
+        qwen_nb.batch(["a", "b"], doc="pdf", progress=False)
+    assert len(server.requests) == before
