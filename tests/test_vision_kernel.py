@@ -40,7 +40,7 @@ def test_saved_notebook_and_nbconvert_html_hold_the_overlay(server, tmp_path):
     body, _ = HTMLExporter().from_filename(str(path))
     converted = _first_image(body)
     assert converted.size == drawn.size
-    assert list(converted.getdata()) == list(drawn.getdata())
+    assert converted.tobytes() == drawn.tobytes()
 
 
 def _first_image(html: str) -> Image.Image:
