@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ._errors import ConfigError
+from ._redact import remember
 
 DEFAULT_PROVIDER = "aimlapi"
 
@@ -131,6 +132,7 @@ class Secret:
 
     def __init__(self, value: str) -> None:
         self._value = value
+        remember(value)  # so a server that repeats it gets it redacted
 
     def reveal(self) -> str:
         return self._value

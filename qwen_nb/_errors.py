@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ._redact import redact, redact_optional
+from ._terminal import inert
+
 if TYPE_CHECKING:
     from ._types import QwenResponse
 
@@ -20,12 +23,15 @@ class QwenError(Exception):
     response: QwenResponse | None = None
 
     def __init__(self, message: str, *, response: QwenResponse | None = None) -> None:
+        # Messages quote servers; a key one of them repeated stops here at the latest.
+        message = redact(message)
         super().__init__(message)
         self.message = message
         self.response = response
 
     def _render_traceback_(self) -> list[str]:
-        return [f"\x1b[31m{type(self).__name__}\x1b[0m: {self.message}"]
+        # The name is ours (coloured); the message may quote a server, so it is inert.
+        return [f"\x1b[31m{type(self).__name__}\x1b[0m: {inert(self.message)}"]
 
 
 class ConfigError(QwenError):
@@ -53,7 +59,7 @@ class APIError(QwenError):
     ) -> None:
         super().__init__(message, response=response)
         self.status_code = status_code
-        self.request_id = request_id
+        self.request_id = redact_optional(request_id)
 
 
 class AuthenticationError(APIError):

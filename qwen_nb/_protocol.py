@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from ._errors import StreamError
+from ._redact import redact
 from ._types import (
     AnswerDelta,
     ChatRequest,
@@ -222,7 +223,8 @@ def parse_chunk(data: str) -> Any:
     try:
         return json.loads(data)
     except (ValueError, RecursionError):
-        raise StreamError(f"The provider sent a malformed chunk: {data[:120]!r}") from None
+        raise StreamError(
+            f"The provider sent a malformed chunk: {redact(data)[:120]!r}") from None
 
 
 class ChatAccumulator:
@@ -254,7 +256,8 @@ class ChatAccumulator:
         """One parsed `chat.completion.chunk`; raises StreamError for an error event or
         a chunk that is not an object. Fields of unexpected types are ignored."""
         if not isinstance(chunk, dict):
-            raise StreamError(f"The provider sent a chunk that is not an object: {chunk!r:.200}")
+            raise StreamError(
+                f"The provider sent a chunk that is not an object: {redact(repr(chunk)):.200}")
         if "error" in chunk and chunk["error"]:
             raise StreamError(
                 f"The provider reported an error mid-stream: {error_text(chunk['error'])}"
@@ -368,9 +371,9 @@ def _error_text(error: Any) -> str:
         if isinstance(message, list):
             message = "; ".join(str(m) for m in message)
         if message:
-            return str(message)
-        return json.dumps(error)[:300]
-    return str(error)[:300]
+            return redact(str(message))
+        return redact(json.dumps(error))[:300]
+    return redact(str(error))[:300]
 
 
 def parse_error_body(body: bytes) -> tuple[str, str | None]:
@@ -379,7 +382,7 @@ def parse_error_body(body: bytes) -> tuple[str, str | None]:
     try:
         data = json.loads(body)
     except ValueError:
-        text = body.decode("utf-8", "replace").strip()
+        text = redact(body.decode("utf-8", "replace")).strip()
         return (text[:300] or "(empty response body)"), None
     request_id = None
     if isinstance(data, dict):

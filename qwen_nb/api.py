@@ -115,10 +115,28 @@ def build_request(
         messages.append(Message("system", (system.strip(),)))
     messages.extend(history)
     messages.append(Message("user", tuple(p for p in merged if p != "")))
+    refuse_key_in_prompt(messages)
     return ChatRequest(
         model=model, messages=tuple(messages), options=options or Options(),
         reading=reading or Reading(),
     )
+
+
+def refuse_key_in_prompt(messages: Sequence[Message]) -> None:
+    """An InputError when any text of the request holds a key qwen_nb knows: whether it
+    was typed, interpolated (`{os.environ}`), in the system prompt or in the history, a
+    key sent as text would reach the model, the provider's logs and the saved notebook."""
+    from ._redact import contains_key
+
+    for index, message in enumerate(messages):
+        if contains_key(message.text):
+            where = ("the system prompt" if message.role == "system" else
+                     "the prompt" if index == len(messages) - 1 else
+                     "an earlier turn of the conversation")
+            raise InputError(
+                f"The prompt contains your API key (in {where}); nothing was sent. Remove "
+                "the key, or the {name} reference that put it there, and send again."
+            )
 
 
 def open_stream(

@@ -33,6 +33,8 @@ from ._errors import (
     StreamError,
 )
 from ._protocol import ChatAccumulator, build_payload, parse_chunk, parse_error_body
+from ._redact import forms as key_forms
+from ._redact import guard_http_logs, redact, redact_optional
 from ._sse import SSEDecoder
 from ._stream import EventStreamBase
 from ._types import ChatRequest, Finished, QwenResponse, StreamEvent
@@ -100,9 +102,11 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 
 
 def api_error(status: int, body: bytes, headers: Any, *, attempts: int) -> APIError:
-    """A provider's error response as the matching exception, in the provider's words."""
+    """A provider's error response as the matching exception, in the provider's words
+    (with any key it repeats redacted)."""
     message, request_id = parse_error_body(body)
-    request_id = request_id or headers.get("x-request-id")
+    message = redact(message)
+    request_id = redact_optional(request_id or headers.get("x-request-id"))
     suffix = f" (request id {request_id})" if request_id else ""
     tries = f" after {attempts} attempts" if attempts > 1 else ""
     if status in (401, 403):
@@ -248,7 +252,18 @@ class ResponseStream(EventStreamBase):
             )
         if response.model is None:
             response = response.replace(model=self.request.model)
-        return response
+        # The second line of defence: a key the server escaped unusually in JSON is plain
+        # after parsing, and one split across chunks is whole only in the joined text.
+        return response.replace(
+            answer=redact(response.answer),
+            thinking=redact(response.thinking),
+            refusal=redact_optional(response.refusal),
+            model=redact_optional(response.model),
+            request_id=redact_optional(response.request_id),
+            finish_reason=redact_optional(response.finish_reason),
+            error=redact_optional(response.error),
+            notes=tuple(redact(note) for note in response.notes),
+        )
 
     def _fail(self, error: QwenError) -> QwenError:
         """Attach what arrived so far to `error`, marked incomplete."""
@@ -273,6 +288,9 @@ class ResponseStream(EventStreamBase):
             streamed = self.request.options.stream and not response.headers.get(
                 "content-type", ""
             ).startswith("application/json")
+            # Every key qwen_nb knows, in the forms a JSON encoder writes it: a server
+            # that repeats one gets it redacted here, before anything reads the chunk.
+            key_texts = key_forms()
             if streamed:
                 decoder = SSEDecoder()
                 chunks = response.iter_bytes()
@@ -281,6 +299,10 @@ class ResponseStream(EventStreamBase):
                         if data == "[DONE]":
                             done = True
                             break
+                        for key_text in key_texts:
+                            if key_text in data:
+                                data = redact(data)
+                                break
                         yield from self._accumulator.handle_chunk(parse_chunk(data))
                     if done:
                         break
@@ -289,10 +311,10 @@ class ResponseStream(EventStreamBase):
                 if not done:
                     for data in decoder.flush():
                         if data != "[DONE]":
-                            yield from self._accumulator.handle_chunk(parse_chunk(data))
+                            yield from self._accumulator.handle_chunk(parse_chunk(redact(data)))
             else:
                 # Also a server that ignored "stream": true and sent one JSON body.
-                body = response.read().decode("utf-8", "replace")
+                body = redact(response.read().decode("utf-8", "replace"))
                 yield from self._accumulator.handle_chunk(parse_chunk(body))
                 done = True
             yield from self._accumulator.finish()
@@ -350,6 +372,7 @@ class ResponseStream(EventStreamBase):
         import httpx
 
         http = self._http or shared_http()
+        guard_http_logs()  # httpcore's DEBUG lines quote every response header
         settings = self.settings
         key = settings.require_key()
         # httpx.Headers masks Authorization in its repr, so even a verbose traceback that
@@ -470,7 +493,7 @@ class ResponseStream(EventStreamBase):
                 pass
         request_id = response.headers.get("x-request-id")
         if request_id and not self._accumulator.request_id:
-            self._accumulator.request_id = request_id
+            self._accumulator.request_id = redact(request_id)
 
     def _gave_up(
         self, error: QwenError, delay: float, time_left: float, retry_after: str | None
@@ -518,7 +541,7 @@ def release_in_background(response: httpx.Response, rest: Iterator[bytes]) -> No
 
 def _short(exc: BaseException, key: Secret | None = None) -> str:
     """An exception's text, clipped, and never with the key in it (h11 quotes bad headers)."""
-    text = str(exc) or type(exc).__name__
+    text = redact(str(exc) or type(exc).__name__)
     if key is not None:
         secret = key.reveal()
         printable = "".join(ch for ch in secret if ch.isprintable()).strip()

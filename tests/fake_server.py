@@ -63,11 +63,19 @@ class Reply:
     cut_after: int | None = None  # drop the connection after this many chunks
     malformed_at: int | None = None  # send a broken JSON chunk at this index
     error_event_at: int | None = None  # send an {"error": ...} event at this index
+    error_message: str = "The model crashed mid-stream"  # that event's message
+    raw_event_at: int | None = None  # send `raw_event` verbatim as the data at this index
+    raw_event: str = '{"choices": [{"delta": {"content": "oops'
+    error_raw: str | None = None  # a non-JSON error body (text/html) for a non-200 status
     crlf: bool = False
     keepalive_comments: bool = False
     close_before_response: bool = False  # reset the connection before any byte
     reset_before_response: bool = False  # abort with a TCP RST (SO_LINGER 0) before any byte
     refusal: str | None = None  # an OpenAI-style `refusal` delta (or message field)
+    # Any string above may hold "{authorization}" (the request's Authorization header, as
+    # received), "{authorization_url}" (URL-encoded) or "{authorization_u}" (every
+    # character \u-escaped, inside JSON only): a hostile or debugging gateway that repeats
+    # the key, in the body, the events or the headers.
     # Before the first chunk with `content` (the answer, in the reasoning styles), wait up to
     # 300 s for the test to set this event: the reply is reliably mid-stream however slow the
     # machine is (in-process servers only).
@@ -288,6 +296,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(400, {"error": {"message": "body is not JSON"}})
             return
         reply = self.fake.next_reply(body)
+        if "{authorization}" in reply.thinking + reply.answer:
+            # Filled before the texts are cut into chunks, so the key may be split too.
+            auth = self.headers.get("Authorization", "")
+            reply = replace(reply, thinking=reply.thinking.replace("{authorization}", auth),
+                            answer=reply.answer.replace("{authorization}", auth))
         if reply.reset_before_response:
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                                        struct.pack("ii", 1, 0))
@@ -300,6 +313,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if reply.delay_first_byte:
             time.sleep(reply.delay_first_byte)
+        if reply.status != 200 and reply.error_raw is not None:
+            self._send_raw(reply.status, reply.error_raw.encode(), "text/html", reply.headers)
+            return
         if reply.status != 200:
             self._send_json(reply.status, reply.error_body or {"error": {"message": "fail"}},
                             reply.headers)
@@ -310,17 +326,38 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send_json(200, completion_body(reply, model), reply.headers)
 
+    def _fill(self, data: bytes, *, in_json: bool = True) -> bytes:
+        """Put the received Authorization header where a reply asks for it."""
+        if b"{authorization" not in data:
+            return data
+        from urllib.parse import quote
+
+        auth = self.headers.get("Authorization", "")
+        plain = json.dumps(auth)[1:-1] if in_json else auth
+        return (data.replace(b"{authorization}", plain.encode())
+                .replace(b"{authorization_url}", quote(auth, safe="").encode())
+                .replace(b"{authorization_u}", "".join(f"\\u{ord(c):04x}" for c in auth)
+                         .encode()))
+
+    def _send_header(self, name: str, value: str) -> None:
+        self.send_header(name, self._fill(value.encode(), in_json=False).decode("latin-1"))
+
     def _send_json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(obj).encode()
+        self._send_raw(status, json.dumps(obj).encode(), "application/json", headers)
+
+    def _send_raw(self, status: int, data: bytes, content_type: str,
+                  headers: dict[str, str] | None = None) -> None:
+        data = self._fill(data, in_json=content_type == "application/json")
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         for k, v in (headers or {}).items():
-            self.send_header(k, v)
+            self._send_header(k, v)
         self.end_headers()
         self.wfile.write(data)
 
     def _write_chunk(self, data: bytes) -> None:
+        data = self._fill(data)
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
         self.wfile.flush()
 
@@ -330,7 +367,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.send_header("Cache-Control", "no-cache")
         for k, v in reply.headers.items():
-            self.send_header(k, v)
+            self._send_header(k, v)
         self.end_headers()
         eol = b"\r\n" if reply.crlf else b"\n"
         self.fake.active_streams += 1
@@ -348,11 +385,14 @@ class _Handler(BaseHTTPRequestHandler):
                 if reply.hold_answer is not None and _has_content(chunk):
                     reply.hold_answer.wait(300)
                     reply = replace(reply, hold_answer=None)
+                if reply.raw_event_at == index:
+                    self._write_chunk(b"data: " + reply.raw_event.encode() + eol + eol)
+                    continue
                 if reply.malformed_at == index:
                     self._write_chunk(b'data: {"choices": [{"delta": {"content": "oops' + eol + eol)
                     continue
                 if reply.error_event_at == index:
-                    err = {"error": {"message": "The model crashed mid-stream",
+                    err = {"error": {"message": reply.error_message,
                                      "type": "server_error", "code": 500}}
                     self._write_chunk(b"data: " + json.dumps(err).encode() + eol + eol)
                     break
