@@ -56,21 +56,27 @@ def known_keys() -> frozenset[str]:
     return frozenset(k for k in keys if len(k) >= MIN_KEY_LENGTH)
 
 
-def key_forms(key: str) -> set[str]:
-    """The ways a key shows up in text: as is (also after `Bearer `), URL-encoded,
-    JSON-escaped (minimal, with `\\/`, or with every non-alphanumeric as `\\u00XX`),
-    Python-repr'd (httpcore logs headers as bytes reprs) and HTML-escaped."""
+def json_forms(key: str) -> set[str]:
+    """The key as JSON encoders write it inside a string: minimal escapes, `\\/` (PHP),
+    `<>&` as `\\u003c` (Go). For the usual keys (letters, digits, `-_.`) only the key."""
     import json
 
     escaped = json.dumps(key)[1:-1]
+    go = escaped.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return {escaped, escaped.replace("/", "\\/"), go}
+
+
+def key_forms(key: str) -> set[str]:
+    """The ways a key shows up in text: as is (also after `Bearer `), URL-encoded,
+    JSON-escaped (also with every non-alphanumeric as `\\u00XX`), Python-repr'd
+    (httpcore logs headers as bytes reprs) and HTML-escaped."""
     url = quote(key, safe="")
     forms = {
         key,
+        *json_forms(key),
         url,
         re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), url),
         quote_plus(key, safe=""),
-        escaped,
-        escaped.replace("/", "\\/"),
         "".join(ch if ch.isalnum() else f"\\u{ord(ch):04x}" for ch in key),
         "".join(ch if ch.isalnum() else f"\\u{ord(ch):04X}" for ch in key),
         repr(key)[1:-1],
@@ -81,8 +87,10 @@ def key_forms(key: str) -> set[str]:
     return {form for form in forms if form}
 
 
-def forms() -> tuple[str, ...]:
-    """Every form of every known key, longest first (cheap to test with `in`)."""
+def wire_forms() -> tuple[str, ...]:
+    """Every known key as a JSON encoder writes it: what a streamed chunk is tested for
+    with `in`, cheaply (usually one string per key). A key escaped any other way is plain
+    again once the chunk is parsed, and `redact` on the parsed fields catches it there."""
     return _current()[1]
 
 
@@ -93,7 +101,8 @@ def _current() -> tuple[frozenset[str], tuple[str, ...], re.Pattern[str] | None]
     if cached[0] != keys:
         every = sorted({form for key in keys for form in key_forms(key)}, key=len, reverse=True)
         pattern = re.compile("|".join(map(re.escape, every))) if every else None
-        cached = _cached = (keys, tuple(every), pattern)
+        wire = tuple(sorted({form for key in keys for form in json_forms(key)}))
+        cached = _cached = (keys, wire, pattern)
     return cached
 
 

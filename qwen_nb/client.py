@@ -33,8 +33,7 @@ from ._errors import (
     StreamError,
 )
 from ._protocol import ChatAccumulator, build_payload, parse_chunk, parse_error_body
-from ._redact import forms as key_forms
-from ._redact import guard_http_logs, redact, redact_optional
+from ._redact import guard_http_logs, redact, redact_optional, wire_forms
 from ._sse import SSEDecoder
 from ._stream import EventStreamBase
 from ._types import ChatRequest, Finished, QwenResponse, StreamEvent
@@ -290,7 +289,7 @@ class ResponseStream(EventStreamBase):
             ).startswith("application/json")
             # Every key qwen_nb knows, in the forms a JSON encoder writes it: a server
             # that repeats one gets it redacted here, before anything reads the chunk.
-            key_texts = key_forms()
+            key_texts = wire_forms()
             if streamed:
                 decoder = SSEDecoder()
                 chunks = response.iter_bytes()
