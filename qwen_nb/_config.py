@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ._errors import ConfigError
-from ._redact import remember
+from ._redact import remember, watch_variables
 
 DEFAULT_PROVIDER = "aimlapi"
 
@@ -120,6 +120,8 @@ PROVIDERS: dict[str, Provider] = {
         ),
     )
 }
+
+watch_variables(name for provider in PROVIDERS.values() for name in provider.key_env)
 
 # Keys entered with set_api_key(): in this process's memory only, never on disk.
 _session_keys: dict[str, str] = {}
@@ -405,3 +407,4 @@ def set_api_key(key: str | None = None, *, provider: str | None = None) -> None:
     if not key:
         raise ConfigError("No key was entered; nothing changed.")
     _session_keys[get_provider(provider).name if provider else "*"] = key
+    remember(key)  # redacted from anything a server sends back, from now on

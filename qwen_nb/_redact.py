@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -27,29 +28,33 @@ MIN_KEY_LENGTH = 8
 HTTP_LOGGERS = ("httpx", "httpcore", "httpcore.connection", "httpcore.http11",
                 "httpcore.http2", "httpcore.proxy", "httpcore.socks")
 
-_remembered: set[str] = set()  # every key resolved in this process (ask(api_key=...) too)
+_remembered: set[str] = set()  # every key qwen_nb was given in this process
+_variables: set[str] = {"QWEN_NB_API_KEY"}  # and the environment variables that hold keys
 _lock = threading.Lock()
 _cached: tuple[frozenset[str], tuple[str, ...], re.Pattern[str] | None] = (
     frozenset(), (), None)
 
 
 def remember(key: str) -> None:
-    """Note a key qwen_nb is about to use, so its echo is redacted wherever it comes from."""
+    """Note a key qwen_nb was given (resolved settings, set_api_key(), a panel's field),
+    so its echo is redacted wherever it comes from."""
+    key = key.strip()
     if len(key) >= MIN_KEY_LENGTH:
         with _lock:
             _remembered.add(key)
 
 
-def known_keys() -> frozenset[str]:
-    """Keys in use or at hand: remembered ones, set_api_key()'s, the provider variables'."""
-    from ._config import PROVIDERS, _session_keys
+def watch_variables(names: Iterable[str]) -> None:
+    """Environment variables whose values are keys (the providers' own, from _config)."""
+    with _lock:
+        _variables.update(names)
 
+
+def known_keys() -> frozenset[str]:
+    """Keys in use or at hand: every one qwen_nb was given, and the variables' values
+    as they are now."""
     keys = set(_remembered)
-    keys.update(_session_keys.values())
-    names = {"QWEN_NB_API_KEY"}
-    for provider in PROVIDERS.values():
-        names.update(provider.key_env)
-    for name in names:
+    for name in tuple(_variables):
         value = os.environ.get(name)
         if value:
             keys.add(value.strip())

@@ -122,7 +122,8 @@ def test_keys_from_every_source_are_redacted(server, logs, monkeypatch):
               "AIML_API_KEY": "aiml-OTHER-key-abcdef012345"}
     for name, value in others.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr("qwen_nb._config._session_keys", {"dashscope": "sess-OTHER-key-999999"})
+    monkeypatch.setattr("qwen_nb._config._session_keys", {})
+    qwen_nb.set_api_key("sess-OTHER-key-999999", provider="dashscope")
     leaked = " ".join([*others.values(), quote(others["OPENROUTER_API_KEY"], safe=""),
                        json.dumps(others["OPENROUTER_API_KEY"]), "sess-OTHER-key-999999"])
     explicit = "explicit-key-" + "for-this-call-1"  # not in this source line: tracebacks
