@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -35,6 +36,15 @@ def server(fake_server, monkeypatch):
     monkeypatch.setenv("QWEN_NB_API_KEY", FAKE_KEY)
     monkeypatch.setenv("QWEN_NB_MODEL", "qwen3-vl-32b-thinking")
     return fake_server
+
+
+@pytest.fixture
+def logs(caplog):
+    """Every log record at DEBUG, httpx's and httpcore's included."""
+    caplog.set_level(logging.DEBUG)
+    for name in ("httpx", "httpcore", "qwen_nb"):
+        caplog.set_level(logging.DEBUG, logger=name)
+    return caplog
 
 
 @pytest.fixture(scope="session")

@@ -10,16 +10,13 @@ thinking. Then every text qwen_nb produced is searched for the key in all its fo
 from __future__ import annotations
 
 import json
-import logging
-import os
 import sys
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 from fake_server import Reply
 from IPython.utils.capture import capture_output
-from support import FAKE_KEY, run_cell
+from support import FAKE_KEY, run_cell, run_notebook_with_key
 from test_secrets import everything_about, log_text
 
 import qwen_nb
@@ -67,15 +64,6 @@ def key_forms() -> list[str]:
 def assert_no_key(text: str) -> None:
     for form in key_forms():
         assert form not in text
-
-
-@pytest.fixture
-def logs(caplog):
-    """Every log record at DEBUG, httpx's and httpcore's included."""
-    caplog.set_level(logging.DEBUG)
-    for name in ("httpx", "httpcore", "qwen_nb"):
-        caplog.set_level(logging.DEBUG, logger=name)
-    return caplog
 
 
 def outcome(call) -> tuple[str, BaseException | None]:
@@ -169,25 +157,11 @@ def test_magic_results_tracebacks_and_tb_show_no_echoed_key(ip, server):
 
 
 def test_the_panel_notice_shows_no_echoed_key(server):
-    from test_secrets import widget_tree
+    from test_secrets import everything_a_panel_shows
 
-    from qwen_nb.panel import Panel
-
-    server.queue(ECHOES["error body 401"], ECHOES["model name"])
-    panel = Panel()
-    try:
-        values = []
-        for prompt in ("first", "second"):
-            panel.send(prompt)
-            assert panel.wait(60)
-            values += [json.dumps(w.get_state(), default=repr) for w in widget_tree(panel)]
-        values += [repr(panel), panel.to_markdown(thinking=True)]
-        values += [everything_about(turn.response) for turn in panel.history]
-        text = "\n".join(values)
-        assert_no_key(text)
-        assert REPLACEMENT in text
-    finally:
-        panel.close()
+    text = everything_a_panel_shows(server, ECHOES["error body 401"], ECHOES["model name"])
+    assert_no_key(text)
+    assert REPLACEMENT in text
 
 
 def test_the_cache_folder_holds_no_echoed_key(server, tmp_path):
@@ -206,7 +180,6 @@ def test_a_saved_notebook_and_its_html_and_markdown_hold_no_echoed_key(server, t
     """A real kernel runs the magic against the echoing server; the saved .ipynb, its
     nbconvert HTML and Markdown, and the cache folder are searched."""
     import nbformat
-    from nbclient import NotebookClient
     from nbconvert import HTMLExporter, MarkdownExporter
 
     echoes = ["error body 401", "request id in the body", "error event", "malformed chunk",
@@ -218,18 +191,7 @@ def test_a_saved_notebook_and_its_html_and_markdown_hold_no_echoed_key(server, t
     for echo in echoes:
         cells += [f"%%qwen --max-attempts 1 --cache record\n{echo}", "%tb",
                   "import sys; print(repr(getattr(sys, 'last_value', None)))", "_qwen"]
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(source) for source in cells]
-    client = NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True,
-                            resources={"metadata": {"path": str(tmp_path)}})
-    saved_env = dict(os.environ)
-    os.environ.update({"QWEN_NB_BASE_URL": server.base_url, "QWEN_NB_API_KEY": FAKE_KEY,
-                       "PYTHONPATH": str(Path(__file__).parents[1])})
-    try:
-        client.execute()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved_env)
+    nb = run_notebook_with_key(cells, tmp_path, server.base_url)
     assert len(server.requests) == len(echoes)
     assert all(r.headers["Authorization"] == f"Bearer {FAKE_KEY}" for r in server.requests)
     path = tmp_path / "executed.ipynb"

@@ -8,17 +8,14 @@ the panel, the cache, a notebook run by a real kernel and saved), and every byte
 from __future__ import annotations
 
 import json
-import logging
-import os
 import pickle
 import socket
 import traceback
-from pathlib import Path
 
 import pytest
 from fake_server import Reply
 from IPython.utils.capture import capture_output
-from support import FAKE_KEY, run_cell
+from support import FAKE_KEY, run_cell, run_notebook_with_key
 
 import qwen_nb
 from qwen_nb import QwenError
@@ -57,15 +54,6 @@ def everything_about(obj) -> str:
             obj._repr_mimebundle_(), {})
         pieces.append(json.dumps([data, metadata], default=repr))
     return "\n".join(pieces)
-
-
-@pytest.fixture
-def logs(caplog):
-    """Every log record at DEBUG, httpx's and httpcore's included."""
-    caplog.set_level(logging.DEBUG)
-    for name in ("httpx", "httpcore", "qwen_nb"):
-        caplog.set_level(logging.DEBUG, logger=name)
-    return caplog
 
 
 def log_text(caplog) -> str:
@@ -172,20 +160,26 @@ def test_magic_outputs_tracebacks_and_results_leak_nothing(ip, server, capsys):
 
 
 def test_panel_leaks_nothing(server):
+    assert_no_key(everything_a_panel_shows(server, Reply(), FAULTS["401 aiml"]))
+
+
+def everything_a_panel_shows(server, *replies: Reply) -> str:
+    """A panel sends one prompt per reply; its widgets' states, repr, bundle, Markdown
+    and turns, as text."""
     from qwen_nb.panel import Panel
 
-    server.queue(Reply(), FAULTS["401 aiml"])
+    server.queue(*replies)
     panel = Panel()
     try:
         values = []
-        for prompt in ("first", "second"):
-            panel.send(prompt)
+        for number in range(len(replies)):
+            panel.send(f"prompt {number}")
             assert panel.wait(60)
             values += [json.dumps(w.get_state(), default=repr) for w in widget_tree(panel)]
         values += [repr(panel), json.dumps(panel._repr_mimebundle_(), default=repr),
                    panel.to_markdown(thinking=True)]
         values += [everything_about(turn.response) for turn in panel.history]
-        assert_no_key("\n".join(values))
+        return "\n".join(values)
     finally:
         panel.close()
 
@@ -219,7 +213,6 @@ def test_cache_files_leak_nothing(server, tmp_path):
 @pytest.mark.kernel
 def test_a_notebook_run_by_a_real_kernel_and_saved_leaks_nothing(server, tmp_path):
     import nbformat
-    from nbclient import NotebookClient
 
     server.queue(Reply(), FAULTS["cut"], FAULTS["401 aiml"], Reply(error_event_at=4))
     cells = [
@@ -234,18 +227,7 @@ def test_a_notebook_run_by_a_real_kernel_and_saved_leaks_nothing(server, tmp_pat
         "import logging; logging.basicConfig(level=logging.DEBUG); qwen_nb_ok = True",
         "%%qwen\nwith debug logging on",
     ]
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(source) for source in cells]
-    client = NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True,
-                            resources={"metadata": {"path": str(tmp_path)}})
-    saved_env = dict(os.environ)
-    os.environ.update({"QWEN_NB_BASE_URL": server.base_url, "QWEN_NB_API_KEY": FAKE_KEY,
-                       "PYTHONPATH": str(Path(__file__).parents[1])})
-    try:
-        client.execute()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved_env)
+    nb = run_notebook_with_key(cells, tmp_path, server.base_url)
     path = tmp_path / "executed.ipynb"
     nbformat.write(nb, path)
     saved = path.read_bytes()
