@@ -22,6 +22,7 @@ from ._errors import (
     Interrupted,
     QwenError,
     StreamError,
+    VideoError,
 )
 from ._types import (
     AnswerDelta,
@@ -37,6 +38,7 @@ from ._types import (
 if TYPE_CHECKING:
     from ._batch import BatchItem, BatchResult, batch
     from .api import ask, stream
+    from .media.video import Video
     from .panel import Panel
 
 __version__ = "0.1.0"
@@ -62,6 +64,8 @@ __all__ = [
     "ThinkingDelta",
     "Usage",
     "UsageUpdate",
+    "Video",
+    "VideoError",
     "ask",
     "batch",
     "load_ipython_extension",
@@ -70,7 +74,7 @@ __all__ = [
 ]
 
 _LAZY = {"ask": "api", "stream": "api", "batch": "_batch", "BatchItem": "_batch",
-         "BatchResult": "_batch", "Panel": "panel"}
+         "BatchResult": "_batch", "Panel": "panel", "Video": "media.video"}
 
 
 def __getattr__(name: str) -> Any:

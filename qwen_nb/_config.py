@@ -33,6 +33,9 @@ class Provider:
     thinking_budget_param: str | None = "thinking_budget"
     fetches_image_urls: bool = True  # False: http(s) images must be inlined as data URLs
     label: str = ""
+    # How a video is sent by default (--video-as auto): "video_url" (an MP4 data URL, vLLM),
+    # "frames" (DashScope's frame list) or "images" (timestamped images: any image server).
+    video_encoding: str = "images"
 
 
 PROVIDERS: dict[str, Provider] = {
@@ -51,6 +54,7 @@ PROVIDERS: dict[str, Provider] = {
             "qwen3-vl-32b-thinking",
             ("DASHSCOPE_API_KEY",),
             label="DashScope (international)",
+            video_encoding="frames",
         ),
         Provider(
             "dashscope-cn",
@@ -58,6 +62,7 @@ PROVIDERS: dict[str, Provider] = {
             "qwen3-vl-32b-thinking",
             ("DASHSCOPE_API_KEY",),
             label="DashScope (mainland)",
+            video_encoding="frames",
         ),
         Provider(
             "openrouter",
@@ -74,6 +79,7 @@ PROVIDERS: dict[str, Provider] = {
             needs_key=False,
             thinking_budget_param=None,
             label="vLLM (local)",
+            video_encoding="video_url",
         ),
         Provider(
             "ollama",

@@ -46,6 +46,10 @@ class ImageError(InputError):
     """An image could not be read or prepared; nothing was sent."""
 
 
+class VideoError(InputError):
+    """A video could not be read, sampled or sent within its caps; nothing was sent."""
+
+
 class APIError(QwenError):
     """The provider answered with an error."""
 

@@ -10,7 +10,7 @@ import hashlib
 import json
 from typing import Any
 
-from ._types import ChatRequest, PreparedImage
+from ._types import ChatRequest, PreparedImage, PreparedVideo
 
 _OPTIONS_IN_KEY = (
     "temperature", "top_p", "max_tokens", "seed", "thinking_budget", "response_format"
@@ -25,6 +25,9 @@ def canonical_request(request: ChatRequest) -> dict[str, Any]:
         for part in message.parts:
             if isinstance(part, PreparedImage):
                 parts.append({"image": part.digest or _sha256(part.url)})
+            elif isinstance(part, PreparedVideo):
+                # The frames actually sent (and how), not the file they came from.
+                parts.append({"video": part.digest})
             elif part:
                 parts.append(part)
         messages.append({"role": message.role, "parts": parts})

@@ -17,6 +17,7 @@ from ._types import (
     AnswerDelta,
     ChatRequest,
     Message,
+    PreparedVideo,
     QwenResponse,
     StreamEvent,
     ThinkingDelta,
@@ -31,32 +32,52 @@ CLOSE_TAG = "</think>"
 # --- payload ---------------------------------------------------------------------------
 
 
-def message_payload(message: Message) -> dict[str, Any]:
-    """A message as JSON: plain string content when it is text only, else typed parts."""
-    if not message.images:
+def message_payload(message: Message, video_encoding: str | None = None) -> dict[str, Any]:
+    """A message as JSON: plain string content when it is text only, else typed parts.
+
+    `video_encoding` overrides each video's own encoding (the fallback to images)."""
+    if not message.images and not message.videos:
         return {"role": message.role, "content": message.text}
     content: list[dict[str, Any]] = []
     for part in message.parts:
         if isinstance(part, str):
             if part:
                 content.append({"type": "text", "text": part})
+        elif isinstance(part, PreparedVideo):
+            video = part.with_encoding(video_encoding) if video_encoding else part
+            content.extend(video.to_parts())
         else:
             content.append(part.to_part())
     return {"role": message.role, "content": content}
 
 
-def build_payload(request: ChatRequest, *, thinking_budget_param: str | None) -> dict[str, Any]:
+def build_payload(
+    request: ChatRequest,
+    *,
+    thinking_budget_param: str | None,
+    video_encoding: str | None = None,
+) -> dict[str, Any]:
     """The JSON body for /chat/completions.
 
     `thinking_budget_param` says how this provider takes a thinking budget:
     "thinking_budget" (DashScope style, top level), "reasoning.max_tokens" (OpenRouter),
-    or None (not sent).
+    or None (not sent). `video_encoding` sends every video that way instead of its own.
     """
     opts = request.options
     payload: dict[str, Any] = {
         "model": request.model,
-        "messages": [message_payload(m) for m in request.messages],
+        "messages": [message_payload(m, video_encoding) for m in request.messages],
     }
+    mp4_videos = [
+        v for v in request.videos if (video_encoding or v.encoding) == "video_url" and v.mp4_url
+    ]
+    if mp4_videos:
+        # vLLM samples a video_url itself; the MP4 holds exactly the frames chosen here, at
+        # this rate, so sampling at the same fps keeps every one of them.
+        payload["mm_processor_kwargs"] = {
+            "fps": round(mp4_videos[0].sample_fps, 4),
+            "do_sample_frames": True,
+        }
     for name in ("temperature", "top_p", "max_tokens", "seed"):
         value = getattr(opts, name)
         if value is not None:

@@ -6,6 +6,7 @@ Standard library only, so importing this module costs nothing.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -47,8 +48,104 @@ class PreparedImage:
         return f"PreparedImage(source={self.source!r}, size={size}, format={self.format!r})"
 
 
-# A prompt is text and images interleaved in the order written.
-PromptPart = str | PreparedImage
+# How a video goes out: one video_url part holding a small MP4 (vLLM), a DashScope frame
+# list ({"type": "video", "video": [...]}), or images interleaved with "<t seconds>" text
+# (the Qwen cookbook's method; any image-capable server).
+VIDEO_ENCODINGS = ("video_url", "frames", "images")
+# DashScope assumes this rate for a frame list, whose fps cannot be passed.
+DASHSCOPE_FRAME_LIST_FPS = 2.0
+
+
+@dataclass(frozen=True)
+class PreparedVideo:
+    """A video sampled into frames, ready to send in one of VIDEO_ENCODINGS.
+
+    `frames` are the JPEG frames sent (or packed into `mp4_url`); `timestamps` are their
+    times in the source, in seconds; `thumbnails` are small JPEG data URLs for Details.
+    """
+
+    source: str
+    frames: tuple[PreparedImage, ...]
+    timestamps: tuple[float, ...]
+    encoding: str = "images"
+    mp4_url: str | None = None  # data:video/mp4;base64,... when encoding == "video_url"
+    sample_fps: float = 2.0
+    original_size: tuple[int, int] | None = None
+    duration: float | None = None  # of the source (or of the chosen start..end range)
+    thumbnails: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @property
+    def frame_size(self) -> tuple[int, int] | None:
+        return self.frames[0].sent_size if self.frames else None
+
+    @property
+    def visual_tokens(self) -> int:
+        """Qwen3-VL's estimate: frames / 2 (temporal patches) x (h / 32) x (w / 32)."""
+        size = self.frame_size
+        if size is None:
+            return 0
+        width, height = size
+        per_frame = max(1, round(width / QWEN3_VL_UNIT)) * max(1, round(height / QWEN3_VL_UNIT))
+        return -(-len(self.frames) // 2) * per_frame
+
+    @property
+    def nbytes(self) -> int:
+        if self.encoding == "video_url" and self.mp4_url:
+            return len(self.mp4_url) * 3 // 4
+        return sum(frame.nbytes for frame in self.frames)
+
+    @property
+    def digest(self) -> str:
+        """sha256 over the frames' own digests and times: the bytes actually sent."""
+        pairs = zip(self.frames, self.timestamps, strict=True)
+        joined = "|".join(f"{frame.digest}@{moment:.3f}" for frame, moment in pairs)
+        return hashlib.sha256(f"{self.encoding}|{joined}".encode()).hexdigest()
+
+    def with_encoding(self, encoding: str) -> PreparedVideo:
+        return dataclasses.replace(self, encoding=encoding)
+
+    def source_time(self, model_time: float) -> float:
+        """A time in the model's answer -> seconds in the source.
+
+        Images carry their source times as text; a video_url MP4 and a DashScope frame list
+        start at 0, at the sampling rate or DashScope's assumed 2 fps respectively."""
+        if self.encoding == "images" or not self.timestamps:
+            return model_time
+        rate = self.sample_fps if self.encoding == "video_url" else DASHSCOPE_FRAME_LIST_FPS
+        index = model_time * rate
+        step = 1 / self.sample_fps if self.sample_fps > 0 else 0.0
+        return self.timestamps[0] + index * step
+
+    def model_time(self, index: int) -> float:
+        """When frame `index` happens as the model sees it (the inverse of source_time)."""
+        if self.encoding == "images":
+            return self.timestamps[index]
+        rate = self.sample_fps if self.encoding == "video_url" else DASHSCOPE_FRAME_LIST_FPS
+        return index / rate
+
+    def to_parts(self) -> list[dict[str, Any]]:
+        """The content parts for this encoding."""
+        if self.encoding == "video_url" and self.mp4_url:
+            return [{"type": "video_url", "video_url": {"url": self.mp4_url}}]
+        if self.encoding == "frames":
+            return [{"type": "video", "video": [frame.url for frame in self.frames]}]
+        parts: list[dict[str, Any]] = []
+        for frame, timestamp in zip(self.frames, self.timestamps, strict=True):
+            parts.append({"type": "text", "text": f"<{timestamp:.1f} seconds>"})
+            parts.append(frame.to_part())
+        return parts
+
+    def __repr__(self) -> str:
+        size = "x".join(map(str, self.frame_size)) if self.frame_size else "?"
+        return (
+            f"PreparedVideo(source={self.source!r}, frames={len(self.frames)}, size={size}, "
+            f"encoding={self.encoding!r})"
+        )
+
+
+# A prompt is text, images and videos interleaved in the order written.
+PromptPart = str | PreparedImage | PreparedVideo
 
 
 @dataclass(frozen=True)
@@ -65,6 +162,10 @@ class Message:
     @property
     def images(self) -> tuple[PreparedImage, ...]:
         return tuple(p for p in self.parts if isinstance(p, PreparedImage))
+
+    @property
+    def videos(self) -> tuple[PreparedVideo, ...]:
+        return tuple(p for p in self.parts if isinstance(p, PreparedVideo))
 
 
 @dataclass(frozen=True)
@@ -108,6 +209,10 @@ class ChatRequest:
     @property
     def images(self) -> tuple[PreparedImage, ...]:
         return tuple(img for m in self.messages for img in m.images)
+
+    @property
+    def videos(self) -> tuple[PreparedVideo, ...]:
+        return tuple(video for m in self.messages for video in m.videos)
 
 
 @dataclass(frozen=True)
@@ -175,6 +280,19 @@ class QwenResponse:
     replayed_from: str | None = None  # recording date when served from the cache
     refusal: str | None = None  # the model's refusal text, when it declined to answer
     reading: Reading = field(default_factory=Reading, repr=False)
+    videos: tuple[PreparedVideo, ...] = ()
+
+    @property
+    def events(self) -> list[Any]:
+        """Moments and spans the answer locates in time, in the first video's source
+        seconds (`vision.timeline.TimelineEvent`); empty when there are none."""
+        from .vision.timeline import parse_events
+
+        events = parse_events(self.answer)
+        if not self.videos:
+            return events
+        video = self.videos[0]
+        return [event.mapped(video.source_time) for event in events]
 
     def replace(self, **changes: Any) -> QwenResponse:
         return dataclasses.replace(self, **changes)

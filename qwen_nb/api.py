@@ -21,6 +21,7 @@ from ._types import (
     Message,
     Options,
     PreparedImage,
+    PreparedVideo,
     PromptPart,
     QwenResponse,
     Reading,
@@ -159,10 +160,11 @@ def open_stream(
 
 
 def _open_live(request: ChatRequest, settings: Settings) -> EventStream:
-    if request.images and not settings.is_offline:
+    if (request.images or request.videos) and not settings.is_offline:
         from .media.images import check_payload_size
 
-        check_payload_size(request.images, settings.max_payload_bytes)
+        frames = [frame for video in request.videos for frame in video.frames]
+        check_payload_size([*request.images, *frames], settings.max_payload_bytes)
     if settings.is_offline:
         from .offline import OfflineStream
 
@@ -260,10 +262,65 @@ def prepare_images(
     return prepared
 
 
+def video_values(value: Any) -> list[Any]:
+    """`video=` as a list of videos: one video-like value, or a list of Video objects /
+    video paths (a list of anything else is the frames of one video)."""
+    if value is None:
+        return []
+    from .media.video import Video, is_video_like
+
+    if isinstance(value, (list, tuple)) and value and all(
+        isinstance(item, Video) or (is_video_like(item) and not hasattr(item, "shape"))
+        for item in value
+    ):
+        return list(value)
+    return [value]
+
+
+def prepare_videos(
+    values: Sequence[Any],
+    *,
+    settings: Settings,
+    video_as: str | None = None,
+    max_video_tokens: int | None = None,
+    labels: Sequence[str] | None = None,
+) -> list[PreparedVideo]:
+    """Videos for `ask()`, the magic, batch and the panel, sampled and encoded the way the
+    provider takes them (`video_as`: auto, video_url, frames or images)."""
+    if not values:
+        return []
+    from .media.video import prepare_video
+    from .media.video_plan import DEFAULT_MAX_VIDEO_TOKENS
+
+    encoding = resolve_video_encoding(video_as, settings)
+    cap = DEFAULT_MAX_VIDEO_TOKENS if max_video_tokens is None else max_video_tokens
+    if not isinstance(cap, int) or isinstance(cap, bool) or cap < 1:
+        raise InputError(f"max_video_tokens = {cap!r} is not allowed: use a whole number "
+                         "above 0.")
+    return [
+        prepare_video(value, label=labels[index] if labels else f"video {index + 1}",
+                      encoding=encoding, max_video_tokens=cap)
+        for index, value in enumerate(values)
+    ]
+
+
+def resolve_video_encoding(video_as: str | None, settings: Settings) -> str:
+    """`auto` (or None) -> the provider preset's way; else the name, checked."""
+    from ._types import VIDEO_ENCODINGS
+
+    if video_as in (None, "", "auto"):
+        return settings.provider.video_encoding
+    if video_as not in VIDEO_ENCODINGS:
+        raise InputError(f"video_as = {video_as!r} is unknown: use auto, "
+                         f"{', '.join(VIDEO_ENCODINGS)}.")
+    return video_as
+
+
 # The keywords of ask() / stream() / batch(), by where each one goes.
 SETTINGS_KEYWORDS = ("provider", "base_url", "model", "api_key", "timeout", "connect_timeout",
                      "max_attempts", "max_retry_time", "max_payload_mb")
-REQUEST_KEYWORDS = ("system", "max_pixels", "inline_urls", "history")
+REQUEST_KEYWORDS = ("system", "max_pixels", "inline_urls", "history", "video_as",
+                    "max_video_tokens")
 OPTION_KEYWORDS = ("temperature", "top_p", "max_tokens", "seed", "thinking_budget", "stream")
 # How to ask for and read boxes, documents and JSON (qwen_nb.vision.request.plan_vision).
 VISION_KEYWORDS = ("ground", "points", "coords", "json", "schema", "doc", "strict")
@@ -312,13 +369,16 @@ def with_vision(
 
 
 def _settings_and_request(
-    prompt: str, images: Sequence[Any], kwargs: dict[str, Any]
+    prompt: str, images: Sequence[Any], kwargs: dict[str, Any], video: Any = None
 ) -> tuple[Settings, ChatRequest]:
     settings, request, options = split_keywords(kwargs)
     prepared = prepare_images(images, max_pixels=request.get("max_pixels"),
                               inline_urls=request.get("inline_urls", False), settings=settings)
+    videos = prepare_videos(video_values(video), settings=settings,
+                            video_as=request.get("video_as"),
+                            max_video_tokens=request.get("max_video_tokens"))
     plan = vision_plan(request, len(prepared))
-    parts, options = with_vision([*prepared, prompt], options, plan)
+    parts, options = with_vision([*prepared, *videos, prompt], options, plan)
     return settings, build_request(
         parts, model=settings.model, system=request.get("system"),
         history=request.get("history", ()), options=options, reading=plan.reading,
@@ -328,6 +388,7 @@ def _settings_and_request(
 def ask(
     prompt: str,
     *images: Any,
+    video: Any = None,
     show: bool = False,
     cache: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
@@ -337,15 +398,17 @@ def ask(
 
     Options: model, system, provider, base_url, api_key, timeout, connect_timeout,
     max_attempts, max_retry_time, max_payload_mb, temperature, top_p, max_tokens, seed,
-    thinking_budget, max_pixels, inline_urls, stream; and ground= ("cat, red car": boxes
-    in `.boxes`), points=True, coords= (auto, relative, absolute), json=True, schema=
-    (pydantic model or JSON-schema dict: `.data`), strict=True, doc= ("html" or
-    "markdown": `.document`). With `show=True`
+    thinking_budget, max_pixels, inline_urls, stream, video_as, max_video_tokens; and
+    ground= ("cat, red car": boxes in `.boxes`), points=True, coords= (auto, relative,
+    absolute), json=True, schema= (pydantic model or JSON-schema dict: `.data`),
+    strict=True, doc= ("html" or "markdown": `.document`). `video`: a path, bytes, a
+    T x H x W x 3 array, a list of frames, a qwen_nb.Video, or a list of Video objects /
+    paths (several videos). With `show=True`
     the reply streams into the notebook as the magic shows it. `cache`: off, auto, replay
     or record (default: QWEN_NB_CACHE_MODE, else off); `cache_dir`: default QWEN_NB_CACHE,
     else .qwen_cache/.
     """
-    settings, request = _settings_and_request(prompt, images, dict(options))
+    settings, request = _settings_and_request(prompt, images, dict(options), video)
     view = None
     if show:
         from .frontend.live import make_view
@@ -357,13 +420,14 @@ def ask(
 def stream(
     prompt: str,
     *images: Any,
+    video: Any = None,
     cache: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     **options: Any,
 ) -> Iterator[StreamEvent]:
     """Yield typed events as they arrive: ThinkingDelta, AnswerDelta, UsageUpdate, Finished.
-    `cache` and `cache_dir` as for `ask()`."""
-    settings, request = _settings_and_request(prompt, images, dict(options))
+    `cache`, `cache_dir` and `video` as for `ask()`."""
+    settings, request = _settings_and_request(prompt, images, dict(options), video)
     events = open_stream(request, settings, cache, cache_dir=cache_dir)
     try:
         yield from events

@@ -346,6 +346,7 @@ class ReplayStream(EventStreamBase):
             answer="".join(self._answer),
             thinking="".join(self._thinking),
             images=self.request.images,
+            videos=self.request.videos,
             complete=False,
             error="stopped",
         )
@@ -363,7 +364,8 @@ class ReplayStream(EventStreamBase):
                 continue
             (self._thinking if segment.kind == "thinking" else self._answer).append(segment.text)
             yield _KINDS[segment.kind](segment.text)
-        final = self.entry.response().replace(images=self.request.images)
+        final = self.entry.response().replace(images=self.request.images,
+                                              videos=self.request.videos)
         yield UsageUpdate(final.usage)
         self._final = final
         yield Finished(final)

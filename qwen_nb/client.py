@@ -198,6 +198,8 @@ class ResponseStream(EventStreamBase):
         self._response: httpx.Response | None = None
         self.attempts = 0
         self.notes: list[str] = []
+        # Set when a provider refused a video part and the videos went again as images.
+        self.video_encoding: str | None = None
         self.cost_usd: float | None = None
         self.complete = False
 
@@ -239,6 +241,10 @@ class ResponseStream(EventStreamBase):
             "attempts": max(1, self.attempts),
             "provider": self.settings.provider.name,
             "images": self.request.images,
+            "videos": tuple(
+                v.with_encoding(self.video_encoding) if self.video_encoding else v
+                for v in self.request.videos
+            ),
             "notes": tuple(self.notes),
             "complete": self.complete,
         }
@@ -464,6 +470,30 @@ class ResponseStream(EventStreamBase):
                     payload = {k: v for k, v in payload.items() if k != refused[0]}
                     body = json.dumps(payload, ensure_ascii=False).encode()
                     self.notes.append(refused[1])
+                    self.attempts -= 1
+                    continue
+                if (
+                    response.status_code in (400, 422)
+                    and self.video_encoding is None
+                    and any(v.encoding != "images" for v in self.request.videos)
+                ):
+                    # Video parts are where providers disagree most: one that refuses
+                    # them gets the frames once more as timestamped images (which every
+                    # image-capable server takes), and the Details tab says so.
+                    self.video_encoding = "images"
+                    messages = build_payload(
+                        self.request, thinking_budget_param=None, video_encoding="images"
+                    )["messages"]
+                    payload = {
+                        **{k: v for k, v in payload.items() if k != "mm_processor_kwargs"},
+                        "messages": messages,
+                    }
+                    body = json.dumps(payload, ensure_ascii=False).encode()
+                    self.notes.append(
+                        "the provider refused the video part "
+                        f"({_short(Exception(error.message), key)}); sent again as "
+                        "timestamped images"
+                    )
                     self.attempts -= 1
                     continue
                 if response.status_code not in RETRY_STATUSES:

@@ -83,6 +83,23 @@ class QwenMagics(Magics):
         metavar="EXPR",
         help="An image-like expression from the namespace (repeatable); sent before the text.",
     )
+    @argument(
+        "-v",
+        "--video",
+        action="append",
+        default=[],
+        metavar="EXPR",
+        help="A video: a path (mp4, mov, webm, mkv, avi, gif), bytes, a T x H x W x 3 array, "
+        "a list of frames or qwen_nb.Video(...) (repeatable); sent before the text.",
+    )
+    @argument(
+        "--video-as",
+        choices=("auto", "video_url", "frames", "images"),
+        help="How videos go out: video_url (an MP4, vLLM), frames (DashScope's frame list), "
+        "images (timestamped images, any server); auto (default) follows the provider.",
+    )
+    @argument("--max-video-tokens", type=int,
+              help="Refuse a video estimated above this many visual tokens (default 24576).")
     @argument("-m", "--model", help="Model name.")
     @argument("-s", "--system", help="System prompt.")
     @argument("-t", "--temperature", type=float, help="Sampling temperature (0 to 2).")
@@ -270,8 +287,11 @@ class QwenMagics(Magics):
         )
 
     def _prompt_parts(self, args: Any, text: str, settings: Any) -> list[PromptPart]:
-        """Images from -i first, then the cell text with {name} references resolved."""
+        """Images from -i and videos from -v first, then the cell text with {name}
+        references resolved."""
+        from . import api
         from .media.images import is_image_like, prepare_images
+        from .media.video import is_video_like
 
         max_pixels = _pick(args.max_pixels, self.max_pixels)
         if max_pixels <= 0:
@@ -283,16 +303,31 @@ class QwenMagics(Magics):
                 prepare_images(value, label=label, max_pixels=max_pixels, inline_urls=inline)
             )
 
+        def prepare_video(value: Any, label: str) -> list[PromptPart]:
+            return list(api.prepare_videos(
+                [value], settings=settings, video_as=args.video_as,
+                max_video_tokens=args.max_video_tokens, labels=[label]))
+
         parts: list[PromptPart] = []
         for expression in args.image:
             parts.extend(prepare(self._evaluate(expression), expression))
+        for expression in args.video:
+            parts.extend(prepare_video(self._evaluate(expression, option="-v"), expression))
         if args.no_interpolate:
             parts.append(text)
             return parts
         from ._interpolate import split_references
 
-        for piece in split_references(text, self.shell.user_ns, is_image_like):
-            parts.extend([piece] if isinstance(piece, str) else prepare(piece[1], piece[0]))
+        def is_media(value: Any) -> bool:
+            return is_video_like(value) or is_image_like(value)
+
+        for piece in split_references(text, self.shell.user_ns, is_media):
+            if isinstance(piece, str):
+                parts.append(piece)
+            elif is_video_like(piece[1]):
+                parts.extend(prepare_video(piece[1], piece[0]))
+            else:
+                parts.extend(prepare(piece[1], piece[0]))
         return parts
 
     def _cache_options(self, mode: str | None) -> dict[str, Any]:
@@ -304,7 +339,7 @@ class QwenMagics(Magics):
             "cache_dir": resolve_dir(config=self.cache_dir or None),
         }
 
-    def _evaluate(self, expression: str) -> Any:
+    def _evaluate(self, expression: str, option: str = "-i") -> Any:
         expression = expression.strip()
         if expression in ("plt", "pyplot", "matplotlib.pyplot"):
             import matplotlib.pyplot as plt  # "-i plt" means the current figure
@@ -314,10 +349,12 @@ class QwenMagics(Magics):
             return eval(expression, self.shell.user_global_ns, self.shell.user_ns)  # noqa: S307
         except NameError as exc:
             raise ImageError(
-                f"-i {expression}: {exc}. Define it in a cell above, or check the spelling."
+                f"{option} {expression}: {exc}. Define it in a cell above, or check the "
+                "spelling."
             ) from None
         except Exception as exc:
-            raise ImageError(f"-i {expression} raised {type(exc).__name__}: {exc}") from None
+            raise ImageError(
+                f"{option} {expression} raised {type(exc).__name__}: {exc}") from None
 
     def _store(self, response: Any, out: str | None) -> None:
         self.shell.user_ns["_qwen"] = response

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import colorsys
+import json
 import math
 import random
 import threading
@@ -26,6 +27,7 @@ from ._types import (
     ChatRequest,
     Finished,
     PreparedImage,
+    PreparedVideo,
     QwenResponse,
     StreamEvent,
     ThinkingDelta,
@@ -115,6 +117,56 @@ def image_facts(image: PreparedImage, index: int) -> ImageFacts:
     return ImageFacts(label, size, image.format, mean, image.visual_tokens)
 
 
+def video_thinking(video: PreparedVideo, index: int) -> list[str]:
+    """What the simulator saw of one video: its frames, their times and colours."""
+    size = "x".join(map(str, video.frame_size or ()))
+    lines = [f"Video {index}: {len(video.frames)} frames of {size} px, sent as "
+             f"{video.encoding}, about {video.visual_tokens} visual tokens."]
+    for i, colour in list(enumerate(_frame_colours(video)))[:16]:
+        lines.append(f"Frame {i + 1} at {video.model_time(i):.1f} s: {colour}.")
+    return lines
+
+
+def video_answer(video: PreparedVideo, index: int) -> list[str]:
+    """One video in the answer, with a JSON list of the spans where the frames' mean
+    colour stays the same, so timelines can be tried offline (times as the model sees
+    them)."""
+    spans: list[dict[str, str]] = []
+    for i, colour in enumerate(_frame_colours(video)):
+        moment = _clock(video.model_time(i))
+        if spans and spans[-1]["event"] == f"frames look {colour}":
+            spans[-1].pop("time", None)
+            spans[-1]["end"] = moment
+        else:
+            spans.append({"start": moment, "event": f"frames look {colour}"})
+    for span in spans:  # a single frame is a moment, not a span
+        if "end" not in span:
+            span["time"] = span.pop("start")
+    size = "x".join(map(str, video.frame_size or ()))
+    return [
+        f"- Video {index}: `{video.source}`, {len(video.frames)} frames of {size} px, "
+        f"sent as {video.encoding}",
+        "",
+        "```json",
+        json.dumps(spans, indent=1),
+        "```",
+        "",
+    ]
+
+
+def _frame_colours(video: PreparedVideo) -> list[str]:
+    colours = []
+    for i, frame in enumerate(video.frames, 1):
+        mean = image_facts(frame, i).mean_rgb
+        colours.append(colour_name(mean) if mean else "unknown")
+    return colours
+
+
+def _clock(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds, 1), 60)
+    return f"{int(minutes):02d}:{rest:04.1f}"
+
+
 def text_tokens(text: str) -> int:
     """Rule-of-thumb token count: about four characters a token."""
     return math.ceil(len(text) / 4) if text else 0
@@ -127,6 +179,7 @@ def prompt_tokens(request: ChatRequest) -> int:
     for message in request.messages:
         total += 4 + text_tokens(message.text)
         total += sum(image.visual_tokens or 256 for image in message.images)
+        total += sum(video.visual_tokens for video in message.videos)
     return total
 
 
@@ -137,8 +190,9 @@ def compose(request: ChatRequest) -> tuple[str, str]:
     text = user.text
     words = len(text.split())
     # Images are shown where they were written, so interleaving can be checked at a glance.
-    numbers = {id(image): i for i, image in enumerate(request.images, 1)}
-    marked = "".join(part if isinstance(part, str) else f" [image {numbers[id(part)]}] "
+    numbers = {id(image): f"image {i}" for i, image in enumerate(request.images, 1)}
+    numbers.update({id(video): f"video {i}" for i, video in enumerate(request.videos, 1)})
+    marked = "".join(part if isinstance(part, str) else f" [{numbers[id(part)]}] "
                      for part in user.parts)
     first_line = next((" ".join(line.split()) for line in marked.splitlines() if line.strip()),
                       "")
@@ -164,6 +218,8 @@ def compose(request: ChatRequest) -> tuple[str, str]:
     thinking_lines += [
         f"Image {i}: {fact.describe().replace('`', '')}." for i, fact in enumerate(facts, 1)
     ]
+    for i, video in enumerate(request.videos, 1):
+        thinking_lines += video_thinking(video, i)
     thinking_lines += [
         f"Options: {', '.join(options) if options else 'provider defaults'}.",
         "I will answer with a heading, a list, a formula and a code block, so the "
@@ -185,6 +241,8 @@ def compose(request: ChatRequest) -> tuple[str, str]:
         f"- Images: {len(facts)}",
     ]
     answer += [f"  {i}. {fact.describe()}" for i, fact in enumerate(facts, 1)]
+    for i, video in enumerate(request.videos, 1):
+        answer += video_answer(video, i)
     answer += [
         f"- Options: {', '.join(options) if options else 'provider defaults'}",
         f"- System prompt: {f'{len(system):,} characters' if system else 'none'}; "
@@ -256,6 +314,7 @@ class OfflineStream(EventStreamBase):
             error=None if self._complete else "stopped",
             provider="offline",
             images=self.request.images,
+            videos=self.request.videos,
         )
 
     def _events(self) -> Iterator[StreamEvent]:

@@ -119,6 +119,10 @@ def details_rows(response: QwenResponse) -> list[tuple[str, str]]:
         if image.notes:
             value += " (" + "; ".join(image.notes) + ")"
         rows.append((f"Image {index}", value))
+    if response.videos:
+        from .video import video_rows
+
+        rows.extend(video_rows(response))
     for note in response.notes:
         rows.append(("Note", note))
     from .vision import notes as vision_notes  # what reading boxes/data/documents found
@@ -196,8 +200,13 @@ def _tab_group_id(response: QwenResponse) -> str:
 def tabs_html(response: QwenResponse) -> str:
     """The static tabbed view: CSS-only tabs, stacked sections where CSS is stripped."""
     uid = _tab_group_id(response)
+    answer_html = _answer_body(response)
+    if response.videos:
+        from .video import timeline_html
+
+        answer_html += timeline_html(response)
     panels = [
-        ("answer", "Answer", _answer_body(response)),
+        ("answer", "Answer", answer_html),
         (
             "thinking",
             "Thinking",
@@ -245,7 +254,12 @@ def details_table(response: QwenResponse) -> str:
         f"<td style='text-align:left'>{html.escape(value)}</td></tr>"
         for label, value in details_rows(response)
     )
-    return f'<table class="{CSS_CLASS}-details">{rows}</table>'
+    table = f'<table class="{CSS_CLASS}-details">{rows}</table>'
+    if response.videos:
+        from .video import frame_strips_html
+
+        table += frame_strips_html(response)
+    return table
 
 
 _FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
