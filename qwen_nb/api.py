@@ -248,18 +248,16 @@ def prepare_images(
     """Images for `ask()` and the panel, in order; refuses bad ones before sending."""
     if not values:
         return []
-    from .media.images import prepare_images as prepare
+    from .media.images import prepare_labelled
 
-    prepared: list[PreparedImage] = []
-    for index, value in enumerate(values):
-        label = labels[index] if labels else f"image {index + 1}"
-        inline = inline_urls or not settings.provider.fetches_image_urls
-        prepared.extend(
-            prepare(
-                value, label=label, max_pixels=max_pixels or DEFAULT_MAX_PIXELS, inline_urls=inline
-            )
-        )
-    return prepared
+    labelled = [
+        (value, labels[index] if labels else f"image {index + 1}")
+        for index, value in enumerate(values)
+    ]
+    inline = inline_urls or not settings.provider.fetches_image_urls
+    return prepare_labelled(
+        labelled, max_pixels=max_pixels or DEFAULT_MAX_PIXELS, inline_urls=inline
+    )
 
 
 def video_values(value: Any) -> list[Any]:

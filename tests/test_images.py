@@ -38,7 +38,8 @@ def decode(prepared: PreparedImage) -> Image.Image:
     image = Image.open(io.BytesIO(data))
     image.load()
     assert image.format == prepared.format
-    return image
+    # A resized graphic may go as a 256-colour palette PNG: RGB pixels to the model.
+    return image.convert("RGB") if image.mode == "P" else image
 
 
 def payload_bytes(prepared: PreparedImage) -> bytes:

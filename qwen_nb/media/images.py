@@ -13,7 +13,9 @@ import hashlib
 import io
 import os
 import sys
+import threading
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +36,7 @@ from .sources import (
     array_to_image,
     current_figure,
     fetch_url,
-    figure_png,
+    figure_image,
     read_file,
     root_figure,
 )
@@ -58,6 +60,9 @@ ACCEPTED_TYPES = (
 
 # Lists of lists are fine; a list that contains itself is not.
 _MAX_NESTING = 8
+# Threads preparing images at once (Pillow releases the GIL; more than the cores buys
+# nothing and holds more decoded pixels in memory).
+_MAX_POOL_THREADS = 4
 # Arrays smaller than this on a side are data (a 3x3 matrix, N x 3 points), not pictures.
 _MIN_ARRAY_SIDE = 8
 
@@ -82,14 +87,47 @@ def prepare_images(
 
     `label` is the expression the user wrote; it names the image in sources and errors.
     """
+    return prepare_labelled(
+        [(value, label)],
+        max_pixels=max_pixels,
+        min_pixels=min_pixels,
+        unit=unit,
+        inline_urls=inline_urls,
+        url_timeout=url_timeout,
+        max_url_bytes=max_url_bytes,
+    )
+
+
+def prepare_labelled(
+    values: Sequence[tuple[Any, str]],
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    min_pixels: int = DEFAULT_MIN_PIXELS,
+    unit: int = QWEN3_VL_UNIT,
+    inline_urls: bool = False,
+    url_timeout: float = 10.0,
+    max_url_bytes: int = 20_000_000,
+) -> list[PreparedImage]:
+    """(value, label) pairs -> PreparedImage list in input order, several at once.
+
+    Pillow, numpy and zlib release the GIL, so images are prepared on a small shared pool
+    of threads; if any fails, the first failing one in input order is raised.
+    """
     context = _Context(
         budget=Budget(unit=unit, min_pixels=min_pixels, max_pixels=max_pixels),
         inline_urls=inline_urls,
         url_timeout=url_timeout,
         max_url_bytes=max_url_bytes,
     )
-    prepared: list[PreparedImage] = []
-    _collect(value, label, context, prepared, 0)
+    leaves: list[tuple[Any, str]] = []
+    for value, label in values:
+        _flatten(value, label, leaves, 0)
+    if len(leaves) < 2:
+        prepared = [_prepare_one(value, label, context) for value, label in leaves]
+    else:
+        prepared = _prepare_in_parallel(leaves, context)
+    for image, (value, _) in zip(prepared, leaves, strict=True):
+        remember(image, value)  # so box.crop() can cut from the full-resolution original
     return prepared
 
 
@@ -127,9 +165,7 @@ class _Context:
     max_url_bytes: int
 
 
-def _collect(
-    value: Any, label: str, context: _Context, out: list[PreparedImage], depth: int
-) -> None:
+def _flatten(value: Any, label: str, out: list[tuple[Any, str]], depth: int) -> None:
     if isinstance(value, (list, tuple)):
         kind = type(value).__name__
         if not value:
@@ -137,11 +173,52 @@ def _collect(
         if depth >= _MAX_NESTING:
             raise ImageError(f"`{label}` is nested more than {_MAX_NESTING} lists deep.")
         for index, item in enumerate(value):
-            _collect(item, f"{label}[{index}]", context, out, depth + 1)
+            _flatten(item, f"{label}[{index}]", out, depth + 1)
         return
-    prepared = _prepare_one(value, label, context)
-    remember(prepared, value)  # so box.crop() can cut from the full-resolution original
-    out.append(prepared)
+    out.append((value, label))
+
+
+def _prepare_in_parallel(leaves: list[tuple[Any, str]], context: _Context) -> list[PreparedImage]:
+    """Prepare on the shared pool, keeping input order; matplotlib (not thread-safe) and
+    lazily opened PIL images (one object may appear twice) are handled here first."""
+    pool = image_pool()
+    futures: list[Future[PreparedImage]] = []
+    try:
+        for value, label in leaves:
+            if _is_pyplot(value) or _is_matplotlib_artist(value):
+                futures.append(_done_now(_prepare_one, value, label, context))
+                continue
+            pil_image = _module_type("PIL.Image", "Image")
+            if pil_image is not None and isinstance(value, pil_image):
+                _load_pil(value, label)
+            futures.append(pool.submit(_prepare_one, value, label, context))
+        return [future.result() for future in futures]
+    finally:
+        for future in futures:
+            future.cancel()  # after a failure, do not prepare what will not be sent
+
+
+_POOL_LOCK = threading.Lock()
+_POOL: list[ThreadPoolExecutor] = []
+
+
+def image_pool() -> ThreadPoolExecutor:
+    """The process-wide pool for image preparation: one thread per core, at most 4."""
+    with _POOL_LOCK:
+        if not _POOL:
+            workers = max(1, min(_MAX_POOL_THREADS, os.cpu_count() or 1))
+            _POOL.append(ThreadPoolExecutor(workers, thread_name_prefix="qwen-images"))
+        return _POOL[0]
+
+
+def _done_now(function: Any, *args: Any) -> Future[PreparedImage]:
+    """Run in this thread; the outcome in a Future so results and errors keep their place."""
+    future: Future[PreparedImage] = Future()
+    try:
+        future.set_result(function(*args))
+    except BaseException as error:  # re-raised by .result() in input order
+        future.set_exception(error)
+    return future
 
 
 def _prepare_one(value: Any, label: str, context: _Context) -> PreparedImage:
@@ -160,8 +237,15 @@ def _prepare_one(value: Any, label: str, context: _Context) -> PreparedImage:
     figure = _as_figure(value, name)
     if figure is not None:
         kind = "current figure" if _is_pyplot(value) else type(value).__name__
-        data = figure_png(figure, budget.max_pixels)
-        return prepare_encoded(data, budget, name=name, source=f"{label} (matplotlib {kind})")
+        image, dpi = figure_image(figure, budget)
+        return prepare_pil(
+            image,
+            budget,
+            source=f"{label} (matplotlib {kind})",
+            notes=(f"drawn at {dpi:.0f} dpi",),
+            orientation=1,
+            source_format="matplotlib",
+        )
     if isinstance(value, (bytes, bytearray, memoryview)):
         return _prepare_bytes(bytes(value), label, budget)
     if isinstance(value, io.BytesIO):
@@ -184,6 +268,11 @@ def _prepare_one(value: Any, label: str, context: _Context) -> PreparedImage:
 def _prepare_pil_value(image: Any, label: str, budget: Budget) -> PreparedImage:
     width, height = image.size
     source = f"{label} (PIL {image.mode} {width}x{height})"
+    _load_pil(image, label)
+    return prepare_pil(image, budget, source=source)
+
+
+def _load_pil(image: Any, label: str) -> None:
     try:
         image.load()  # a lazily opened file fails here if it is truncated
     except Exception as exc:
@@ -191,7 +280,6 @@ def _prepare_pil_value(image: Any, label: str, budget: Budget) -> PreparedImage:
             f"`{label}` could not be decoded ({type(exc).__name__}: {exc}); its file is "
             "probably truncated or corrupt."
         ) from None
-    return prepare_pil(image, budget, source=source)
 
 
 def _prepare_bytes(data: bytes, label: str, budget: Budget) -> PreparedImage:

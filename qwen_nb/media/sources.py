@@ -12,6 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from .._errors import ImageError
+from .plan import Budget, plan_size
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -48,7 +49,8 @@ def array_to_image(array: Any, label: str) -> tuple[Image.Image, tuple[str, ...]
     kind = array.dtype.kind
     notes: tuple[str, ...] = ()
     if kind == "b":
-        pixels = array.astype(np.uint8) * 255
+        pixels = array.astype(np.uint8)
+        pixels *= 255
     elif kind in "ui":
         low, high = int(array.min()), int(array.max())
         if low >= 0 and high <= 255:
@@ -66,15 +68,38 @@ def array_to_image(array: Any, label: str) -> tuple[Image.Image, tuple[str, ...]
     return Image.fromarray(np.ascontiguousarray(pixels)), notes
 
 
-def figure_png(figure: Any, max_pixels: int) -> bytes:
-    """Render a matplotlib Figure to PNG at a dpi that fills (not exceeds) the pixel budget."""
-    width_in, height_in = figure.get_size_inches()
-    dpi = math.sqrt(max_pixels / max(width_in * height_in, 1e-6))
+def figure_image(figure: Any, budget: Budget) -> tuple[Image.Image, float]:
+    """Draw a matplotlib Figure once, at exactly its planned size on the grid; (image, dpi).
+
+    The dpi fills (never exceeds) the pixel budget, and the size in inches is nudged for
+    this one draw so that width and height land on the grid: nothing is resampled after.
+    The figure's own size is restored afterwards.
+    """
+    from PIL import Image
+
+    width_in, height_in = (float(v) for v in figure.get_size_inches())
+    area_in = max(width_in * height_in, 1e-6)
+    dpi = math.sqrt(budget.max_pixels / area_in)
     dpi = min(_FIGURE_MAX_DPI, max(_FIGURE_MIN_DPI, dpi))
+    natural = (max(1, round(width_in * dpi)), max(1, round(height_in * dpi)))
+    width, height = plan_size(*natural, budget)
+    dpi = math.sqrt(width * height / area_in)
     buffer = io.BytesIO()
-    # "tight" matches what the inline backend shows and spends no tokens on margins.
-    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    return buffer.getvalue()
+    original = figure.get_size_inches().copy()
+    try:
+        # Agg truncates size x dpi to whole pixels: aim half a pixel past the target.
+        figure.set_size_inches((width + 0.5) / dpi, (height + 0.5) / dpi, forward=False)
+        # Raw RGBA: one draw, no PNG round trip; transparency is flattened by the codec.
+        figure.savefig(buffer, format="rgba", dpi=dpi)
+    finally:
+        figure.set_size_inches(original, forward=False)
+    raw = buffer.getbuffer()
+    if len(raw) != width * height * 4:  # a backend that sized it its own way
+        raise ImageError(
+            f"matplotlib drew the figure at an unexpected size ({len(raw) // 4} pixels, "
+            f"expected {width}x{height}); pass fig.savefig(...) bytes instead."
+        )
+    return Image.frombuffer("RGBA", (width, height), raw, "raw", "RGBA", 0, 1), dpi
 
 
 def root_figure(artist: Any) -> Any:
@@ -164,29 +189,55 @@ def _too_big(name: str, url: str, size: int, limit: int) -> str:
     )
 
 
+# Values are scaled in blocks this many elements long: the float temporary stays in cache
+# and no full-size float copy of a 12-MP array is ever made.
+_BLOCK_ELEMENTS = 1 << 18
+
+
 def _stretch(array: Any, low: float, high: float) -> Any:
+    """Linearly map [low, high] onto 0..255, rounding, with one uint8 output and no copy."""
     import numpy as np
 
     if high <= low:
         return np.zeros(array.shape, dtype=np.uint8)
-    scaled = (array.astype(np.float32) - np.float32(low)) * np.float32(255.0 / (high - low))
-    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+    return _scale_to_uint8(array, 255.0 / (high - low), -low * 255.0 / (high - low))
+
+
+def _scale_to_uint8(array: Any, scale: float, offset: float) -> Any:
+    """round(array * scale + offset) as uint8, block by block (truncating x + 0.5 rounds)."""
+    import numpy as np
+
+    source = np.ascontiguousarray(array).reshape(-1)
+    out = np.empty(source.shape, dtype=np.uint8)
+    block = np.empty(min(_BLOCK_ELEMENTS, source.size), dtype=np.float32)
+    scale32, shift32 = np.float32(scale), np.float32(offset + 0.5)
+    for start in range(0, source.size, _BLOCK_ELEMENTS):
+        chunk = source[start : start + _BLOCK_ELEMENTS]
+        work = block[: chunk.size]
+        np.multiply(chunk, scale32, out=work, casting="unsafe")
+        np.add(work, shift32, out=work)
+        # Float error can land a hair outside [0, 255]; casting that to uint8 would wrap.
+        np.clip(work, 0.0, 255.0, out=work)
+        np.copyto(out[start : start + chunk.size], work, casting="unsafe")
+    return out.reshape(array.shape)
 
 
 def _float_to_uint8(array: Any, name: str) -> tuple[Any, tuple[str, ...]]:
     import numpy as np
 
-    array = array.astype(np.float32, copy=False)
-    finite = np.isfinite(array)
+    # min and max propagate NaN and show inf: finite extremes mean every value is finite,
+    # so the common case needs no full-size isfinite mask.
+    low, high = float(array.min()), float(array.max())
     notes: list[str] = []
-    if not finite.all():
+    if not (math.isfinite(low) and math.isfinite(high)):
+        finite = np.isfinite(array)
         if not finite.any():
             raise ImageError(f"{name} has no finite values (all NaN or inf); nothing to show.")
         notes.append(f"{int((~finite).sum())} NaN/inf values shown as the minimum")
         low = float(array[finite].min())
-        array = np.where(finite, array, np.float32(low))
-    low, high = float(array.min()), float(array.max())
+        array = np.where(finite, array, array.dtype.type(low))
+        high = float(array.max())
     if low >= 0.0 and high <= 1.0:
-        return np.clip(np.rint(array * np.float32(255.0)), 0, 255).astype(np.uint8), tuple(notes)
+        return _scale_to_uint8(array, 255.0, 0.0), tuple(notes)
     notes.append(f"float array rescaled from [{low:.4g}, {high:.4g}] to [0, 255]")
     return _stretch(array, low, high), tuple(notes)
