@@ -9,18 +9,21 @@ notebook's stop button) stops promptly and returns what finished.
 
 from __future__ import annotations
 
+import json
 import os
+import queue
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, overload
 
+from ._batch_inputs import Job, plan_jobs
 from ._errors import InputError, Interrupted, QwenError
 from ._types import QwenResponse
 
-__all__ = ["BatchItem", "BatchResult", "SharedBackoff", "batch"]
+__all__ = ["BatchItem", "BatchResult", "BatchStream", "SharedBackoff", "batch"]
 
 
 class SharedBackoff:
@@ -78,6 +81,25 @@ class BatchItem:
     @property
     def thinking(self) -> str:
         return self.response.thinking if self.response is not None else ""
+
+    def row(self) -> dict[str, Any]:
+        """This item as one table row (to_pandas, to_jsonl, to_parquet)."""
+        response = self.response
+        usage = response.usage if response is not None else None
+        return {
+            "prompt": self.prompt,
+            "image": ", ".join(self.image_names),
+            "answer": self.answer,
+            "thinking": self.thinking,
+            "prompt_tokens": usage.prompt_tokens if usage else None,
+            "completion_tokens": usage.completion_tokens if usage else None,
+            "reasoning_tokens": usage.reasoning_tokens if usage else None,
+            "total_tokens": usage.total_tokens if usage else None,
+            "elapsed": response.elapsed if response is not None else None,
+            "status": self.status,
+            "error": self.error.message if self.error is not None else None,
+            **_vision_columns(response),
+        }
 
     def __repr__(self) -> str:
         images = f", images={list(self.image_names)!r}" if self.image_names else ""
@@ -167,28 +189,26 @@ class BatchResult(Sequence[BatchItem]):
                 "install: run `pip install pandas` (or %pip install pandas in "
                 "the notebook)."
             ) from None
-        rows = []
-        for item in self.items:
-            response = item.response
-            usage = response.usage if response is not None else None
-            rows.append(
-                {
-                    "prompt": item.prompt,
-                    "image": ", ".join(item.image_names),
-                    "answer": item.answer,
-                    "thinking": item.thinking,
-                    "prompt_tokens": usage.prompt_tokens if usage else None,
-                    "completion_tokens": usage.completion_tokens if usage else None,
-                    "reasoning_tokens": usage.reasoning_tokens if usage else None,
-                    "total_tokens": usage.total_tokens if usage else None,
-                    "elapsed": response.elapsed if response is not None else None,
-                    "status": item.status,
-                    "error": item.error.message if item.error is not None else None,
-                    **_vision_columns(response),
-                }
-            )
+        rows = [item.row() for item in self.items]
         columns = list(dict.fromkeys(name for row in rows for name in row))
         return pd.DataFrame(rows, columns=columns or None)
+
+    def to_jsonl(self, path: str | os.PathLike[str]) -> int:
+        """Write one JSON object per item (its index first) to `path`; returns the count."""
+        return write_jsonl(self.items, path)
+
+    def to_parquet(self, path: str | os.PathLike[str]) -> None:
+        """Write the table of `to_pandas()` (plus the index) as Parquet; needs pyarrow."""
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise ImportError(
+                "BatchResult.to_parquet() needs pyarrow, which qwen_nb does not install: run "
+                "`pip install pyarrow` (or %pip install pyarrow in the notebook)."
+            ) from None
+        rows = [{"index": item.index, **item.row()} for item in self.items]
+        pq.write_table(pa.Table.from_pylist(rows), os.fspath(path))
 
 
 _BASE_COLUMNS = ("prompt", "image", "answer", "thinking", "prompt_tokens", "completion_tokens",
@@ -226,41 +246,88 @@ def _schema_fields(schema: Any) -> list[str]:
     return list(properties) if isinstance(properties, dict) else []
 
 
+class BatchStream(Iterator[BatchItem]):
+    """`batch(..., ordered=False)`: items in the order they finish, none kept in memory.
+
+    Iterate it, or `.to_jsonl(path)` to write each item as it arrives. `close()` (or
+    leaving a `with` block, or an interrupt) stops the batch; what finished is kept.
+    """
+
+    def __init__(self, items: Iterator[BatchItem]) -> None:
+        self._items = items
+
+    def __next__(self) -> BatchItem:
+        return next(self._items)
+
+    def to_jsonl(self, path: str | os.PathLike[str]) -> int:
+        """Write one JSON line per item as it finishes; returns how many were written."""
+        try:
+            return write_jsonl(self, path)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        close = getattr(self._items, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> BatchStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def write_jsonl(items: Iterable[BatchItem], path: str | os.PathLike[str]) -> int:
+    """One JSON line per item, flushed as it comes, so an interrupted run keeps its lines."""
+    count = 0
+    with open(path, "w", encoding="utf-8") as handle:
+        for item in items:
+            handle.write(json.dumps({"index": item.index, **item.row()}, ensure_ascii=False,
+                                    default=str))
+            handle.write("\n")
+            handle.flush()
+            count += 1
+    return count
+
+
 def batch(
-    prompts: str | Sequence[Any],
-    images: Sequence[Any] | None = None,
+    prompts: Any,
+    images: Any = None,
     *,
     concurrency: int = 4,
     progress: bool = True,
+    ordered: bool = True,
     cache: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     **options: Any,
-) -> BatchResult:
-    """Run many requests concurrently; results in input order.
+) -> BatchResult | BatchStream:
+    """Run many requests concurrently; results in input order (or as they finish).
 
     - `batch("Describe this.", images=[a, b, c])`: one request per image (an element may
-      itself be a list of images for one request);
+      itself be a list of images for one request); `images=` also takes a folder, a glob
+      (`"photos/*.jpg"`), a pandas Series (`df["path"]`) or any iterable, read lazily;
     - `batch(["q1", "q2"])`, or `batch(["q1", "q2"], images=[a, b])` paired one to one;
     - `batch([("q1", a), ("q2", [b, c])])`: pairs of prompt and image(s).
 
     `options` are those of `ask()` (model, system, temperature, max_tokens, ...).
     `concurrency` requests run at once (default 4). A failed item holds its error; an
     interrupt returns what finished. Cached replies are served from the cache (`cache`,
-    `cache_dir` as for `ask()`).
+    `cache_dir` as for `ask()`). `ordered=False` returns an iterator of BatchItems in the
+    order they finish, keeping none of them: for writing thousands of results to a file.
     """
-    from . import api
-    from .client import shared_backoff
+    from .cache import resolve_mode
 
-    jobs = _jobs(prompts, images)
-    if not isinstance(concurrency, int) or concurrency < 1:
+    if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
         raise InputError(
             f"concurrency = {concurrency!r} is not allowed: use a whole number of 1 or more."
         )
+    jobs, total = plan_jobs(prompts, images)
+    from . import api
+
     # The keywords of ask(), split and checked before anything is sent.
     settings, request_options, generation = api.split_keywords(dict(options))
     api.vision_plan(request_options, 1)  # a bad ground=/schema=/doc= fails here, not per item
-    from .cache import resolve_mode
-
     if resolve_mode(cache) in ("off", "record"):
         # One clear error, not one per item. With a cache that can replay, recorded items
         # need no key, so a missing one fails only the items that are not recorded.
@@ -270,176 +337,238 @@ def batch(
         stream_kwargs["cache"] = cache
     if cache_dir is not None:
         stream_kwargs["cache_dir"] = cache_dir
+    runner = _Runner(jobs, total, concurrency, progress,
+                     _Sender(settings, request_options, generation, stream_kwargs))
+    if not ordered:
+        return BatchStream(runner.as_finished())
+    return runner.collect()
 
-    items: list[BatchItem] = [
-        BatchItem(i, prompt, names) for i, (prompt, _, names) in enumerate(jobs)
-    ]
-    backoff = SharedBackoff()
-    stop = threading.Event()
-    lock = threading.Lock()
-    active: dict[int, Any] = {}
-    pending = iter(range(len(jobs)))
-    finished = threading.Event()
-    running = [0]
 
-    def run_one(index: int) -> BatchItem:
-        prompt, values, names = jobs[index]
+@dataclass(frozen=True)
+class _Sender:
+    """How one job becomes a request on the shared path, and a lean result."""
+
+    settings: Any
+    request_options: dict[str, Any]
+    generation: Any
+    stream_kwargs: dict[str, Any]
+
+    def send(self, job: Job, started: Callable[[Any], None]) -> BatchItem:
+        from . import api
+
         try:
+            # Prepared here, by the worker that sends them: only `concurrency` items'
+            # pixels exist at once, and they are dropped as soon as the request is out.
             prepared = api.prepare_images(
-                values,
-                max_pixels=request_options.get("max_pixels"),
-                inline_urls=request_options.get("inline_urls", False),
-                settings=settings,
-                labels=names,
+                job.values,
+                max_pixels=self.request_options.get("max_pixels"),
+                inline_urls=self.request_options.get("inline_urls", False),
+                settings=self.settings,
+                labels=job.names,
             )
-            plan = api.vision_plan(request_options, len(prepared))  # ground=, schema=, ...
-            parts, item_options = api.with_vision([*prepared, prompt], generation, plan)
+            plan = api.vision_plan(self.request_options, len(prepared))  # ground=, schema=...
+            parts, item_options = api.with_vision([*prepared, job.prompt], self.generation, plan)
             request = api.build_request(
                 parts,
-                model=settings.model,
-                system=request_options.get("system"),
-                history=request_options.get("history", ()),
+                model=self.settings.model,
+                system=self.request_options.get("system"),
+                history=self.request_options.get("history", ()),
                 options=item_options,
                 reading=plan.reading,
             )
-            stream = api.open_stream(request, settings, **stream_kwargs)
-            with lock:
-                active[index] = stream
-            if stop.is_set():
-                stream.close()
-            response = api.run(request, settings, stream=stream)
-            return BatchItem(index, prompt, names, response, None, "ok")
+            del prepared
+            stream = api.open_stream(request, self.settings, **self.stream_kwargs)
+            started(stream)
+            response = api.run(request, self.settings, stream=stream)
+            return BatchItem(job.index, job.prompt, job.names, _lean(response), None, "ok")
         except QwenError as error:
             status = "interrupted" if isinstance(error, Interrupted) else "failed"
-            return BatchItem(index, prompt, names, error.response, error, status)
+            error.response = _lean(error.response)
+            _drop_frames(error)
+            return BatchItem(job.index, job.prompt, job.names, error.response, error, status)
         except Exception as error:  # a bug or an odd input must not sink the other items
             wrapped = QwenError(f"{type(error).__name__}: {error}")
-            return BatchItem(index, prompt, names, None, wrapped, "failed")
-        finally:
-            with lock:
-                active.pop(index, None)
+            return BatchItem(job.index, job.prompt, job.names, None, wrapped, "failed")
 
-    def worker() -> None:
-        shared_backoff.set(backoff)
+
+def _lean(response: QwenResponse | None) -> QwenResponse | None:
+    """The response without its images' data URLs (megabytes each): digests, sizes stay."""
+    if response is None or not response.images:
+        return response
+    return response.replace(images=tuple(image.without_payload() for image in response.images))
+
+
+def _drop_frames(error: BaseException) -> None:
+    """A kept error must not keep its traceback's frames: they hold the request's images."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        current.__traceback__ = None
+        current = current.__cause__ or current.__context__
+
+
+_FINISHED = object()
+
+
+class _Runner:
+    """Worker threads pulling jobs from one (possibly lazy) iterator, sharing one backoff.
+
+    Jobs are read only when a worker is free, so the lookahead is `concurrency` items.
+    Finished items go through a queue to the caller's thread, which keeps Ctrl-C working.
+    """
+
+    def __init__(self, jobs: Iterator[Job], total: int | None, concurrency: int,
+                 progress: bool, sender: _Sender) -> None:
+        self.jobs = jobs
+        self.total = total
+        self.concurrency = concurrency if total is None else min(concurrency, total)
+        self.progress = progress
+        self.sender = sender
+        self.backoff = SharedBackoff()
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.active: dict[int, Any] = {}
+        self.finished: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.running = 0
+        self.taken = 0  # jobs read from the input so far
+        # Ordered results are filed by the workers: an interrupt landing in the main thread
+        # between taking an item off a queue and storing it would lose it.
+        self.keep = False
+        self.kept: dict[int, BatchItem] = {}
+        self.input_failed = False
+        self.interrupted = False
+        self.started = 0.0
+        self.view: _Progress = _Progress(total)
+
+    def collect(self) -> BatchResult:
+        """Everything, in input order; on an interrupt, what finished plus "not run" items."""
+        self.keep = True
+        for _ in self._run():
+            pass  # with `keep`, workers file their items in self.kept themselves
+        done = self.kept
+        if self.interrupted and self.total is not None and not self.input_failed:
+            for job in self.jobs:  # names only: nothing is opened or sent
+                done[job.index] = BatchItem(job.index, job.prompt, job.names)
+        items = [done[index] for index in sorted(done)]
+        result = BatchResult(items, elapsed=time.monotonic() - self.started,
+                             interrupted=self.interrupted,
+                             rate_limit_pauses=self.backoff.pauses)
+        self.view.close(result)
+        return result
+
+    def as_finished(self) -> Iterator[BatchItem]:
+        """Items as they finish; closing the iterator early stops the batch."""
         try:
-            while not stop.is_set():
-                with lock:
-                    index = next(pending, None)
-                if index is None:
-                    break
-                items[index] = run_one(index)
-                view.item_done(items[index])
+            yield from self._run()
         finally:
-            with lock:
-                running[0] -= 1
-                if running[0] == 0:
-                    finished.set()
+            self._halt()
+            self.view.close(_Summary(self.view.line(), self.interrupted))
 
-    view = _make_progress(len(jobs)) if progress else _Progress(len(jobs))
-    started = time.monotonic()
-    workers = [
-        threading.Thread(target=worker, name=f"qwen-batch-{n}", daemon=True)
-        for n in range(min(concurrency, len(jobs)))
-    ]
-    running[0] = len(workers)
-    interrupted = False
-    try:
-        for thread in workers:
-            thread.start()
+    def _run(self) -> Iterator[BatchItem]:
+        self.started = time.monotonic()
+        self.view = _make_progress(self.total) if self.progress else _Progress(self.total)
+        workers = [threading.Thread(target=self._work, name=f"qwen-batch-{n}", daemon=True)
+                   for n in range(self.concurrency)]
+        self.running = len(workers)
         if not workers:
-            finished.set()
-        # Waiting in short steps keeps the main thread responsive to Ctrl-C / the
-        # notebook's interrupt, and lets the progress bar show the elapsed time.
-        while not finished.wait(0.1):
-            view.tick(backoff.remaining)
-    except KeyboardInterrupt:
-        interrupted = True
-        stop.set()
-        with lock:
-            streams = list(active.values())
+            return
+        pending: Any = None
+        try:
+            for thread in workers:
+                thread.start()
+            while True:
+                try:
+                    # Short waits keep the main thread responsive to Ctrl-C / the
+                    # notebook's interrupt, and let the progress bar show the time.
+                    pending = self.finished.get(timeout=0.1)
+                except queue.Empty:
+                    self.view.tick(self.backoff.remaining)
+                    continue
+                if pending is _FINISHED:
+                    return
+                item, pending = pending, None
+                yield item
+        except KeyboardInterrupt:
+            self.interrupted = True
+            self._halt(workers)
+            if pending is not None and pending is not _FINISHED:
+                yield pending  # taken off the queue just before the interrupt
+            while True:  # what the stopped workers still hand back (interrupted items)
+                try:
+                    item = self.finished.get_nowait()
+                except queue.Empty:
+                    return
+                if item is not _FINISHED:
+                    yield item
+
+    def _halt(self, workers: Sequence[threading.Thread] = ()) -> None:
+        self.stop.set()
+        with self.lock:
+            streams = list(self.active.values())
         for stream in streams:
             stream.close()
         deadline = time.monotonic() + 5.0  # closed streams end at once; this is a backstop
         for thread in workers:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
-    result = BatchResult(
-        items,
-        elapsed=time.monotonic() - started,
-        interrupted=interrupted,
-        rate_limit_pauses=backoff.pauses,
-    )
-    view.close(result)
-    return result
+
+    def _next_job(self) -> Job | BatchItem | None:
+        with self.lock:
+            if self.stop.is_set() or self.input_failed:
+                return None
+            try:
+                job = next(self.jobs, None)
+            except Exception as error:  # the caller's iterator (or a bad item in it) failed
+                self.input_failed = True
+                wrapped = error if isinstance(error, QwenError) else QwenError(
+                    f"Reading the batch's inputs failed at item {self.taken}: "
+                    f"{type(error).__name__}: {error}; the items before it were sent.")
+                return BatchItem(self.taken, "", (), None, wrapped, "failed")
+            if job is not None:
+                self.taken += 1
+            return job
+
+    def _work(self) -> None:
+        from .client import shared_backoff
+
+        shared_backoff.set(self.backoff)
+        try:
+            while not self.stop.is_set():
+                job = self._next_job()
+                if job is None:
+                    break
+                item = job if isinstance(job, BatchItem) else self.sender.send(
+                    job, lambda stream, index=job.index: self._started(index, stream))
+                with self.lock:
+                    self.active.pop(item.index, None)
+                    if self.keep:
+                        self.kept[item.index] = item
+                self.view.item_done(item)
+                if not self.keep:
+                    self.finished.put(item)
+        finally:
+            with self.lock:
+                self.running -= 1
+                last = self.running == 0
+            if last:
+                self.finished.put(_FINISHED)
+
+    def _started(self, index: int, stream: Any) -> None:
+        with self.lock:
+            self.active[index] = stream
+        if self.stop.is_set():
+            stream.close()
 
 
-# --- inputs ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Summary:
+    """What the progress view shows at the end of an unordered batch (no items kept)."""
 
+    text: str
+    interrupted: bool
 
-def _jobs(
-    prompts: str | Sequence[Any], images: Sequence[Any] | None
-) -> list[tuple[str, list[Any], tuple[str, ...]]]:
-    """(prompt, image values, image names) per item, from any of the accepted shapes."""
-    if images is not None and (isinstance(images, (str, bytes)) or not _is_sequence(images)):
-        raise InputError(
-            "images= takes a list (one entry per request), e.g. batch(prompt, images=[a, b])."
-        )
-    if isinstance(prompts, str):
-        if images is None:
-            pairs: list[tuple[Any, Any]] = [(prompts, None)]
-        else:
-            pairs = [(prompts, value) for value in images]
-    elif _is_sequence(prompts):
-        prompts = list(prompts)
-        if images is None:
-            pairs = [tuple(p) if isinstance(p, tuple) else (p, None) for p in prompts]
-        elif len(images) != len(prompts):
-            raise InputError(
-                f"{len(prompts)} prompts but {len(images)} images: give one "
-                "image (or list of images) per prompt, or pass pairs "
-                "[(prompt, image), ...]."
-            )
-        else:
-            pairs = list(zip(prompts, images, strict=True))
-    else:
-        raise InputError(
-            f"batch() takes a prompt or a list of prompts, not {type(prompts).__name__}."
-        )
-    jobs = []
-    position = 0
-    for number, pair in enumerate(pairs):
-        if len(pair) != 2 or not isinstance(pair[0], str):
-            raise InputError(
-                f"Item {number}: expected a prompt (text) or a (prompt, image) "
-                f"pair, got {_clip(repr(pair))}."
-            )
-        prompt, value = pair
-        values = [] if value is None else (
-            list(value) if isinstance(value, (list, tuple)) else [value])
-        names = []
-        for value in values:
-            position += 1
-            names.append(_image_name(value, position))
-        jobs.append((prompt, values, tuple(names)))
-    return jobs
-
-
-def _is_sequence(value: Any) -> bool:
-    return isinstance(value, (list, tuple)) or (
-        isinstance(value, Sequence) and not isinstance(value, (str, bytes))
-    )
-
-
-def _image_name(value: Any, position: int) -> str:
-    """A short name for tables: a file or URL's last part, else "image N"."""
-    if isinstance(value, os.PathLike):
-        value = os.fspath(value)
-    if isinstance(value, str) and not value.startswith("data:"):
-        name = value.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]
-        return name or value
-    filename = getattr(value, "filename", None)  # PIL images opened from a file
-    if isinstance(filename, str) and filename:
-        return os.path.basename(filename)
-    return f"image {position}"
+    def summary(self) -> str:
+        return self.text
 
 
 def _tokens(response: QwenResponse | None) -> int:
@@ -461,8 +590,8 @@ def _clip(text: str, limit: int = 50) -> str:
 class _Progress:
     """Counts items; subclasses show them. Called from worker threads and the main one."""
 
-    def __init__(self, total: int) -> None:
-        self.total = total
+    def __init__(self, total: int | None) -> None:
+        self.total = total  # None: a lazily read input of unknown length
         self.done = 0
         self.failed = 0
         self.tokens = 0
@@ -479,14 +608,13 @@ class _Progress:
         elapsed = time.monotonic() - self.started
         failed = f", {self.failed} failed" if self.failed else ""
         wait = f", rate limited: waiting {waiting:.0f} s" if waiting > 0.5 else ""
-        return (
-            f"{self.done}/{self.total} done{failed}, {elapsed:.1f} s, {self.tokens:,} tokens{wait}"
-        )
+        of = f"/{self.total}" if self.total is not None else ""
+        return f"{self.done}{of} done{failed}, {elapsed:.1f} s, {self.tokens:,} tokens{wait}"
 
     def tick(self, waiting: float) -> None:
         pass
 
-    def close(self, result: BatchResult) -> None:
+    def close(self, result: BatchResult | _Summary) -> None:
         pass
 
 
@@ -495,7 +623,7 @@ class _TextProgress(_Progress):
 
     WIDTH = 24
 
-    def __init__(self, total: int, stream: Any = None) -> None:
+    def __init__(self, total: int | None, stream: Any = None) -> None:
         super().__init__(total)
         self.out = stream or sys.stderr
         self._shown = 0.0
@@ -507,12 +635,12 @@ class _TextProgress(_Progress):
             self._draw(waiting)
 
     def _draw(self, waiting: float = 0.0, end: str = "") -> None:
-        filled = self.WIDTH * self.done // max(1, self.total)
+        filled = self.WIDTH * self.done // max(1, self.total or self.done)
         bar = "#" * filled + "." * (self.WIDTH - filled)
         self.out.write(f"\r[{bar}] {self.line(waiting)}{end}")
         self.out.flush()
 
-    def close(self, result: BatchResult) -> None:
+    def close(self, result: BatchResult | _Summary) -> None:
         self._draw(end="\n")
         if result.interrupted:
             self.out.write(f"interrupted: {result.summary()}\n")
@@ -523,12 +651,12 @@ class _WidgetProgress(_Progress):
     """An ipywidgets bar and label; replaced by plain text at the end, so a saved notebook
     keeps the summary and no widget state."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int | None) -> None:
         super().__init__(total)
         import ipywidgets as widgets
         from IPython.display import display
 
-        self.bar = widgets.IntProgress(value=0, min=0, max=max(1, total), bar_style="info")
+        self.bar = widgets.IntProgress(value=0, min=0, max=max(1, total or 1), bar_style="info")
         self.label = widgets.HTML(value=self.line())
         self.box = widgets.HBox([self.bar, self.label])
         self.handle = display(self.box, display_id=True)
@@ -538,10 +666,11 @@ class _WidgetProgress(_Progress):
         line = self.line(waiting)
         if (self.done, line) != self._shown:
             self._shown = (self.done, line)
+            self.bar.max = max(1, self.total or self.done)
             self.bar.value = self.done
             self.label.value = line
 
-    def close(self, result: BatchResult) -> None:
+    def close(self, result: BatchResult | _Summary) -> None:
         import html
 
         text = ("Interrupted: " if result.interrupted else "Batch: ") + result.summary()
@@ -554,7 +683,7 @@ class _WidgetProgress(_Progress):
         close_widgets((self.box,))
 
 
-def _make_progress(total: int) -> _Progress:
+def _make_progress(total: int | None) -> _Progress:
     from .frontend.live import in_kernel
 
     return _WidgetProgress(total) if in_kernel() else _TextProgress(total)

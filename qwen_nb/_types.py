@@ -40,7 +40,21 @@ class PreparedImage:
         width, height = self.sent_size
         return max(1, round(width / QWEN3_VL_UNIT)) * max(1, round(height / QWEN3_VL_UNIT))
 
+    @property
+    def has_payload(self) -> bool:
+        """False once `without_payload()` dropped the data URL (a result kept for reading)."""
+        return bool(self.url)
+
+    def without_payload(self) -> PreparedImage:
+        """The same description (digest, sizes, format, notes) minus the megabytes of data
+        URL: what a batch result keeps after the request is sent. Remote URLs stay."""
+        if not self.url.startswith("data:"):
+            return self
+        return dataclasses.replace(self, url="")
+
     def to_part(self) -> dict[str, Any]:
+        if not self.url:
+            raise ValueError(f"{self.source}: this image's payload was dropped after sending.")
         return {"type": "image_url", "image_url": {"url": self.url}}
 
     def __repr__(self) -> str:  # a data URL is megabytes long: never print it

@@ -34,3 +34,32 @@ def run_notebook_with_key(cells: list[str], directory: Path, base_url: str):
         os.environ.clear()
         os.environ.update(saved_env)
     return nb
+
+
+def ssim(first, second, window: int = 7) -> float:
+    """Mean structural similarity of two same-size PIL images, on luminance.
+
+    Wang et al. (2004) with uniform 7 x 7 windows and the sample covariance, as
+    scikit-image's `structural_similarity` computes by default; luminance is where text
+    lives, so this measures whether it stays legible. numpy only.
+    """
+    import numpy as np
+
+    x = np.asarray(first.convert("L"), np.float64)
+    y = np.asarray(second.convert("L"), np.float64)
+    assert x.shape == y.shape, (x.shape, y.shape)
+
+    def box_mean(z):
+        total = np.pad(z, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
+        w = window
+        return (total[w:, w:] - total[:-w, w:] - total[w:, :-w] + total[:-w, :-w]) / (w * w)
+
+    n = window * window
+    mx, my = box_mean(x), box_mean(y)
+    correction = n / (n - 1)
+    vx = (box_mean(x * x) - mx * mx) * correction
+    vy = (box_mean(y * y) - my * my) * correction
+    cxy = (box_mean(x * y) - mx * my) * correction
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    index = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    return float(index.mean())

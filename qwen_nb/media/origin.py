@@ -58,6 +58,11 @@ def sent_image(image: PreparedImage) -> Image.Image:
 
     from PIL import Image
 
+    if not image.has_payload:
+        raise ImageError(
+            f"{image.source}: batch results keep no image payloads (only digests and sizes), "
+            "and its original is no longer known; pass the image itself to crop or draw on it."
+        )
     if not image.url.startswith("data:"):
         raise ImageError(
             f"{image.source} was sent as a URL, so qwen_nb has no pixels of it; pass the "
