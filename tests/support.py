@@ -10,6 +10,19 @@ from pathlib import Path
 FAKE_KEY = "sk-qwen-nb-TEST-KEY-3f9a1c7e5d"
 
 
+def prompt_of(body) -> str:
+    """The text of the last message of a request body the local server received."""
+    content = body["messages"][-1]["content"]
+    if isinstance(content, str):
+        return content
+    return "".join(part["text"] for part in content if part["type"] == "text")
+
+
+def number(body) -> int:
+    """The number a test prompt such as "item 7" ends with."""
+    return int(prompt_of(body).split()[-1])
+
+
 def run_cell(shell, source: str):
     """Run a cell; return the ExecutionResult (errors are in .error_in_exec)."""
     return shell.run_cell(source, store_history=False)

@@ -9,22 +9,12 @@ import time
 
 import pytest
 from fake_server import FakeServer, Reply
+from support import number, prompt_of
 
 import qwen_nb
 from qwen_nb import api
 from qwen_nb._batch import BatchResult, SharedBackoff, _TextProgress, _WidgetProgress
 from qwen_nb._errors import BadRequestError, ImageError, InputError, Interrupted, RateLimitError
-
-
-def prompt_of(body) -> str:
-    content = body["messages"][-1]["content"]
-    if isinstance(content, str):
-        return content
-    return "".join(part["text"] for part in content if part["type"] == "text")
-
-
-def number(body) -> int:
-    return int(prompt_of(body).split()[-1])
 
 
 def test_results_keep_input_order_whatever_finishes_first(server):

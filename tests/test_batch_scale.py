@@ -13,21 +13,11 @@ import numpy as np
 import pytest
 from fake_server import Reply
 from PIL import Image
+from support import number
 
 import qwen_nb
 from qwen_nb._batch import BatchStream
 from qwen_nb._errors import InputError
-
-
-def prompt_of(body) -> str:
-    content = body["messages"][-1]["content"]
-    if isinstance(content, str):
-        return content
-    return "".join(part["text"] for part in content if part["type"] == "text")
-
-
-def number(body) -> int:
-    return int(prompt_of(body).split()[-1])
 
 
 def noise(seed: int, size=(96, 64)) -> Image.Image:

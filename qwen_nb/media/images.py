@@ -72,30 +72,13 @@ def is_image_like(value: Any) -> bool:
     return _is_image_like(value, 0)
 
 
-def prepare_images(
-    value: Any,
-    *,
-    label: str,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    min_pixels: int = DEFAULT_MIN_PIXELS,
-    unit: int = QWEN3_VL_UNIT,
-    inline_urls: bool = False,
-    url_timeout: float = 10.0,
-    max_url_bytes: int = 20_000_000,
-) -> list[PreparedImage]:
+def prepare_images(value: Any, *, label: str, **budget_and_urls: Any) -> list[PreparedImage]:
     """One value (or a list/tuple of them) -> PreparedImage list, in order.
 
     `label` is the expression the user wrote; it names the image in sources and errors.
+    Keywords as for `prepare_labelled` (max_pixels, min_pixels, unit, inline_urls, ...).
     """
-    return prepare_labelled(
-        [(value, label)],
-        max_pixels=max_pixels,
-        min_pixels=min_pixels,
-        unit=unit,
-        inline_urls=inline_urls,
-        url_timeout=url_timeout,
-        max_url_bytes=max_url_bytes,
-    )
+    return prepare_labelled([(value, label)], **budget_and_urls)
 
 
 def prepare_labelled(
