@@ -71,6 +71,7 @@ __all__ = [
     "load_ipython_extension",
     "set_api_key",
     "stream",
+    "unload_ipython_extension",
 ]
 
 _LAZY = {"ask": "api", "stream": "api", "batch": "_batch", "BatchItem": "_batch",
@@ -113,7 +114,17 @@ set_answer_reader(_interpret, _draw_overlay)
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """`%load_ext qwen_nb`: register the magics (imports stay light)."""
+    """`%load_ext qwen_nb`: register the magics (imports stay light), and let a one-line
+    `%qwen ...?` keep its question mark."""
+    from ._question_mark import register
     from .magics import QwenMagics
 
     ipython.register_magics(QwenMagics(ipython))
+    register(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """`%unload_ext qwen_nb`: IPython reads `?` as help again."""
+    from ._question_mark import unregister
+
+    unregister(ipython)

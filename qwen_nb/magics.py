@@ -172,7 +172,9 @@ class QwenMagics(Magics):
         """Ask Qwen3-VL about the cell text and images; shows Answer / Thinking / Details.
 
         The result is stored in `_qwen` (and in --out NAME). `{name}` in the text inserts
-        an image (at that place) or a value (as text) from the namespace.
+        an image (at that place) or a value (as text) from the namespace; braces inside
+        `inline code` and fenced code blocks are sent as written. `%qwen PROMPT?` sends
+        the question mark with the prompt; `%qwen?` or `%%qwen?` alone shows this help.
         """
         if cell is None:
             # One line: only the options are shell-split; the prompt is sent as written,
