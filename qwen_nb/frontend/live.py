@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._errors import QwenError
+from .._terminal import inert
 from .._types import AnswerDelta, Finished, QwenResponse, StreamEvent, ThinkingDelta
 from ..render import CSS_CLASS, details_table, markdown_html, static_bundle, status_message
 
@@ -417,7 +418,10 @@ class LiveView:
 
 
 class TerminalView:
-    """Terminal IPython: print the thinking, then the answer, as they arrive."""
+    """Terminal IPython: print the thinking, then the answer, as they arrive.
+
+    Everything the server sent is printed inert: an ANSI escape or a carriage return shows
+    as `\\x1b` / `\\r` instead of clearing the screen or rewriting what is shown."""
 
     def __init__(self, stream: Any = None) -> None:
         self.out = stream or sys.stdout
@@ -428,12 +432,12 @@ class TerminalView:
             if self.phase != "thinking":
                 self.phase = "thinking"
                 self.out.write("--- Thinking ---\n")
-            self.out.write(event.text)
+            self.out.write(inert(event.text))
         elif isinstance(event, AnswerDelta):
             if self.phase != "answer":
                 self.out.write(("\n" if self.phase else "") + "--- Answer ---\n")
                 self.phase = "answer"
-            self.out.write(event.text)
+            self.out.write(inert(event.text))
         elif isinstance(event, Finished):
             self._end(event.response)
         self.out.flush()
@@ -447,10 +451,10 @@ class TerminalView:
             self.out.write("\n")
         warning = status_message(response)
         if warning:
-            self.out.write(f"! {warning}\n")
+            self.out.write(f"! {inert(warning)}\n")
         usage = response.usage
         self.out.write(
-            f"[{response.model} | tokens: prompt {usage.prompt_tokens}, completion "
+            f"[{inert(str(response.model))} | tokens: prompt {usage.prompt_tokens}, completion "
             f"{usage.completion_tokens}, reasoning {usage.reasoning_tokens} | "
             f"{response.elapsed or 0:.2f} s]\n"
         )
