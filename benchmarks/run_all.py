@@ -21,7 +21,7 @@ from _bench import machine, table
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPTS = ["bench_load.py", "bench_stream.py", "bench_display.py", "bench_batch.py",
-           "bench_images.py"]
+           "bench_images.py", "bench_video.py"]
 
 
 def run(script: str) -> tuple[list[dict], int]:

@@ -9,6 +9,7 @@ notebook's stop button) stops promptly and returns what finished.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import queue
@@ -295,6 +296,7 @@ def batch(
     prompts: Any,
     images: Any = None,
     *,
+    videos: Sequence[Any] | None = None,
     concurrency: int = 4,
     progress: bool = True,
     ordered: bool = True,
@@ -308,7 +310,9 @@ def batch(
       itself be a list of images for one request); `images=` also takes a folder, a glob
       (`"photos/*.jpg"`), a pandas Series (`df["path"]`) or any iterable, read lazily;
     - `batch(["q1", "q2"])`, or `batch(["q1", "q2"], images=[a, b])` paired one to one;
-    - `batch([("q1", a), ("q2", [b, c])])`: pairs of prompt and image(s).
+    - `batch([("q1", a), ("q2", [b, c])])`: pairs of prompt and image(s);
+    - `batch("What happens?", videos=[clip1, clip2])`: one request per video (as `video=`
+      of `ask()`), also beside images= or a list of prompts, one entry per request.
 
     `options` are those of `ask()` (model, system, temperature, max_tokens, ...).
     `concurrency` requests run at once (default 4). A failed item holds its error; an
@@ -322,7 +326,19 @@ def batch(
         raise InputError(
             f"concurrency = {concurrency!r} is not allowed: use a whole number of 1 or more."
         )
+    if videos is not None:
+        if isinstance(videos, (str, bytes)) or not isinstance(videos, (list, tuple)):
+            raise InputError("videos= takes a list (one entry per request), e.g. "
+                             "batch(prompt, videos=[clip1, clip2]).")
+        if isinstance(prompts, str) and images is None:
+            images = [None] * len(videos)  # one request per video
     jobs, total = plan_jobs(prompts, images)
+    if videos is not None:
+        if total != len(videos):
+            raise InputError(f"{total if total is not None else 'An unknown number of'} "
+                             f"requests but {len(videos)} videos: give one video (or None) "
+                             "per request.")
+        jobs = (dataclasses.replace(job, video=videos[job.index]) for job in jobs)
     from . import api
 
     # The keywords of ask(), split and checked before anything is sent.
@@ -366,8 +382,18 @@ class _Sender:
                 settings=self.settings,
                 labels=job.names,
             )
+            video_list = api.video_values(job.video)
+            videos = api.prepare_videos(
+                video_list,
+                settings=self.settings,
+                video_as=self.request_options.get("video_as"),
+                max_video_tokens=self.request_options.get("max_video_tokens"),
+                labels=[f"videos[{job.index}]" + (f"[{k}]" if len(video_list) > 1 else "")
+                        for k in range(len(video_list))],
+            )
             plan = api.vision_plan(self.request_options, len(prepared))  # ground=, schema=...
-            parts, item_options = api.with_vision([*prepared, job.prompt], self.generation, plan)
+            parts, item_options = api.with_vision(
+                [*prepared, *videos, job.prompt], self.generation, plan)
             request = api.build_request(
                 parts,
                 model=self.settings.model,
@@ -376,7 +402,7 @@ class _Sender:
                 options=item_options,
                 reading=plan.reading,
             )
-            del prepared
+            del prepared, videos
             stream = api.open_stream(request, self.settings, **self.stream_kwargs)
             started(stream)
             response = api.run(request, self.settings, stream=stream)
@@ -393,9 +419,12 @@ class _Sender:
 
 def _lean(response: QwenResponse | None) -> QwenResponse | None:
     """The response without its images' data URLs (megabytes each): digests, sizes stay."""
-    if response is None or not response.images:
+    if response is None or not (response.images or response.videos):
         return response
-    return response.replace(images=tuple(image.without_payload() for image in response.images))
+    return response.replace(
+        images=tuple(image.without_payload() for image in response.images),
+        videos=tuple(video.without_payload() for video in response.videos),
+    )
 
 
 def _drop_frames(error: BaseException) -> None:

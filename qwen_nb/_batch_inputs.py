@@ -27,6 +27,7 @@ class Job:
     prompt: str
     values: tuple[Any, ...]
     names: tuple[str, ...]
+    video: Any = None  # batch(videos=[...]): this request's video (as ask()'s video=)
 
 
 def plan_jobs(prompts: Any, images: Any) -> tuple[Iterator[Job], int | None]:

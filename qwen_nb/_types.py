@@ -116,6 +116,13 @@ class PreparedVideo:
         joined = "|".join(f"{frame.digest}@{moment:.3f}" for frame, moment in pairs)
         return hashlib.sha256(f"{self.encoding}|{joined}".encode()).hexdigest()
 
+    def without_payload(self) -> PreparedVideo:
+        """The same description (frames' digests and sizes, times, thumbnails) minus the
+        frames' data URLs and the MP4: what a batch result keeps after sending."""
+        return dataclasses.replace(
+            self, frames=tuple(frame.without_payload() for frame in self.frames), mp4_url=None
+        )
+
     def with_encoding(self, encoding: str) -> PreparedVideo:
         return dataclasses.replace(self, encoding=encoding)
 

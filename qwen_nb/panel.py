@@ -28,6 +28,7 @@ from ._types import (
     AnswerDelta,
     Message,
     PreparedImage,
+    PreparedVideo,
     QwenResponse,
     StreamEvent,
     ThinkingDelta,
@@ -70,7 +71,7 @@ class Attachment:
     """Images attached to the next message (one upload or one variable may give several)."""
 
     label: str
-    images: list[PreparedImage]
+    images: list[PreparedImage | PreparedVideo]
     thumbnails: list[tuple[bytes, str] | None] = field(default_factory=list)
 
 
@@ -155,7 +156,9 @@ class Panel:
         )
         self.prompt.add_class("qwen-nb-prompt")
         self.upload = widgets.FileUpload(
-            accept="image/*", multiple=True, description="Upload images"
+            accept="image/*,video/*,.mkv,.webm,.avi",
+            multiple=True,
+            description="Upload images or videos",
         )
         self.picker = widgets.Dropdown(
             options=[], description="Variable:", layout=widgets.Layout(width="260px")
@@ -320,8 +323,8 @@ class Panel:
         return list(self._attachments)
 
     @property
-    def images(self) -> list[PreparedImage]:
-        """The images that the next Send will attach, in order."""
+    def images(self) -> list[PreparedImage | PreparedVideo]:
+        """The images (and videos) that the next Send will attach, in order."""
         return [image for item in self._attachments for image in item.images]
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -342,6 +345,15 @@ class Panel:
         return prepare_images(
             value, label=label, max_pixels=self.max_pixels, inline_urls=self.inline_urls
         )
+
+    def _prepare_upload(self, data: bytes, name: str) -> list[Any]:
+        """An uploaded file: a video (sampled now, for the provider set now) or images."""
+        from .media.video import sniff_video
+
+        if sniff_video(data[:16]) is None:
+            return self._prepare(data, name)
+        videos = api.prepare_videos([data], settings=self.resolve_settings(), labels=[name])
+        return [*videos]
 
     def attach(self, value: Any, label: str | None = None) -> list[PreparedImage]:
         """Attach an image-like value (PIL image, array, figure, bytes, path...) to the next
@@ -394,12 +406,13 @@ class Panel:
         for item in files:
             name = str(item.get("name") or "upload")
             try:
-                images = self._prepare(bytes(item["content"]), name)
+                images = self._prepare_upload(bytes(item["content"]), name)
             except Exception as error:  # whatever the file holds, the panel stays usable
                 message = _image_problem(error)
                 problems.append(message if name in message else f"{name}: {message}")
                 continue
-            self._add_attachment(Attachment(name, images, [thumbnail(i) for i in images]))
+            self._add_attachment(Attachment(name, images, [
+                thumbnail(i.frames[0] if isinstance(i, PreparedVideo) else i) for i in images]))
         # Forget the bytes: they are attached, and widget state should not carry them.
         self.upload.value = ()
         if problems:

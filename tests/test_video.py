@@ -348,3 +348,33 @@ def test_import_stays_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.split()
     assert out == ["False", "False"]
+
+
+def test_batch_one_request_per_video(server, clip):
+    short = np.stack([np.full((64, 64, 3), 60 + 40 * i, np.uint8) for i in range(4)])
+    result = qwen_nb.batch("What happens?", videos=[str(clip), short], progress=False)
+    assert [item.status for item in result] == ["ok", "ok"]
+    counts = sorted(len(timestamps_sent(r.json["messages"][-1]["content"]))
+                    for r in server.requests)
+    assert counts == [4, 20]
+    with pytest.raises(qwen_nb.InputError, match="2 requests but 1 videos"):
+        qwen_nb.batch(["a", "b"], videos=[str(clip)], progress=False)
+
+
+def test_panel_upload_accepts_a_video(server, clip):
+    from test_panel import upload, upload_item
+
+    from qwen_nb.panel import Panel
+
+    panel = Panel(namespace={}, provider="dashscope")
+    try:
+        upload(panel, upload_item("clip.mp4", clip.read_bytes(), "video/mp4"))
+        assert "video/*" in panel.upload.accept
+        assert len(panel.images) == 1 and panel.images[0].encoding == "frames"
+        panel.prompt.value = "What happens?"
+        panel.send_button.click()
+        assert panel.wait(30)
+        content = sent_content(server)
+        assert content[0]["type"] == "video" and len(content[0]["video"]) == 20
+    finally:
+        panel.close()
