@@ -205,3 +205,18 @@ def test_binder_files_install_the_package(tmp_path):
          "qwen_nb.render; print(qwen_nb.__version__)"],
         check=True, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert check.stdout.strip()
+
+
+def test_video_notebook_saves_the_frame_strip_and_timeline(offline_runs):
+    notebook, path = offline_runs["06_video.ipynb"]
+    outputs = qwen_outputs(notebook)
+    assert len(outputs) == 2
+    described, timed = (output["data"]["text/html"] for output in outputs)
+    assert "Video 1 frames sent" in described and described.count("data:image/jpeg") >= 16
+    assert "visual tokens" in visible_text(described)
+    assert "Timeline" in timed and 'class="qwen-nb-bar"' in timed
+    assert "frames look green" in visible_text(timed)
+    saved = nbformat.read(path, as_version=4)
+    assert "widgets" not in saved.metadata
+    assert all(WIDGET_MIME not in o.get("data", {}) for c in saved.cells
+               for o in c.get("outputs", []))

@@ -41,6 +41,7 @@ ACCEPTED_VIDEOS = (
     "qwen_nb.Video(source, fps=2, start=None, end=None, max_frames=None, max_pixels=None)"
 )
 JPEG_QUALITY = 85
+SPARSE_SPACING = 2.0  # seconds between samples beyond which cheaper nearby frames are taken
 THUMBNAIL_HEIGHT = 64
 # DashScope's frame list takes 4 to 512 frames.
 FRAME_LIST_RANGE = (4, 512)
@@ -320,17 +321,19 @@ class _StreamInfo:
 def _stream_info(container: Any, stream: Any) -> _StreamInfo:
     """Size, rate, duration, frame count and keyframe times from one demux pass (packets
     are read, not decoded: a fraction of the cost of decoding)."""
-    base = float(stream.start_time * stream.time_base) if stream.start_time else 0.0
-    count, end = 0, 0.0
+    unit = float(stream.time_base)  # plain floats: Fraction arithmetic per packet is slow
+    start = stream.start_time or 0
+    count, last = 0, 0
     keyframes: list[float] = []
     for packet in container.demux(stream):
-        if not packet.size or packet.pts is None:
+        pts = packet.pts
+        if pts is None or not packet.size:
             continue
         count += 1
-        moment = float(packet.pts * packet.time_base) - base
-        end = max(end, moment + float((packet.duration or 0) * packet.time_base))
+        last = max(last, pts - start + (packet.duration or 0))
         if packet.is_keyframe:
-            keyframes.append(moment)
+            keyframes.append((pts - start) * unit)
+    end = last * unit
     rate = stream.average_rate or stream.guessed_rate
     fps = float(rate) if rate and 0 < float(rate) <= 1000 else 0.0
     if fps <= 0 and end > 0:
@@ -344,13 +347,15 @@ def _stream_info(container: Any, stream: Any) -> _StreamInfo:
 def _decode(container: Any, stream: Any, targets: Sequence[float], size: tuple[int, int],
             *, keyframes: Sequence[float], tolerance: float, frame_period: float
             ) -> tuple[list[Any], list[float]]:
-    """The frame at each target time, or the keyframe nearest it when one lies within
-    `tolerance` (decoding one frame instead of a run from the keyframe before).
+    """The frame at each target time, or a cheaper one within `tolerance` of it.
 
-    The keyframe times come from the demux pass, so each target is reached by seeking to
-    the right keyframe and decoding forward, or by decoding on from where the decoder
-    already is when that is closer. Only the chosen frames are converted, straight to
-    their final size, so memory stays within a few frames of the output."""
+    The keyframe times come from the demux pass. A keyframe within tolerance is taken as
+    is (one frame decoded). Otherwise, when the decoder is already just before the target
+    (close targets), it decodes on to the exact frame; when it has to seek to the keyframe
+    before the target, it stops at the first frame inside the tolerance window instead of
+    running on to the target itself. Every frame keeps its own time. Only the chosen frames
+    are converted, straight to their final size, so memory stays within a few frames of
+    the output."""
     base = float(stream.start_time * stream.time_base) if stream.start_time else 0.0
     width, height = size
     images: list[Any] = []
@@ -359,6 +364,9 @@ def _decode(container: Any, stream: Any, targets: Sequence[float], size: tuple[i
     position = -math.inf  # time of the last frame decoded
     eps = frame_period / 2
     seekable = bool(keyframes)
+    # Samples this far apart each sit in their own stretch of the clip: decoding dominates,
+    # and the frames in between are never needed.
+    sparse = tolerance >= SPARSE_SPACING * 0.45
 
     def frame_time(frame: Any) -> float:
         return (float(frame.time) if frame.time is not None else 0.0) - base
@@ -378,11 +386,13 @@ def _decode(container: Any, stream: Any, targets: Sequence[float], size: tuple[i
             if seekable and restart is not None:
                 container.seek(int((restart + base) / stream.time_base), stream=stream,
                                backward=True, any_frame=False)
-            elif frames is not None:
-                pass  # cannot seek: decode on
-            else:
+            elif frames is None:
                 container.seek(0)
             frames = container.decode(stream)
+        if sparse and not close and restart is not None and position <= restart + eps:
+            # Decoding from a keyframe for a sparse sample: stop at the first frame in the
+            # tolerance window (and never before the range) rather than run on to the target.
+            goal = max(target - tolerance, restart, chosen_before + frame_period, targets[0])
         chosen = candidate = None
         for frame in frames:
             moment = frame_time(frame)
