@@ -76,3 +76,29 @@ def ssim(first, second, window: int = 7) -> float:
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
     index = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
     return float(index.mean())
+
+
+class FrontEndMessages:
+    """Records what qwen_nb's widgets send: opened model states and custom messages
+    (install with `monkeypatch.setattr(comm, "create_comm", recorder.comm_class())`)."""
+
+    def __init__(self) -> None:
+        self.opened: list[dict] = []
+        self.custom: list[dict] = []
+
+    def comm_class(self) -> type:
+        import comm
+
+        recorder = self
+
+        class RecordingComm(comm.DummyComm):
+            def publish_msg(self, msg_type, data=None, metadata=None, buffers=None, **keys):
+                if msg_type == "comm_open":
+                    recorder.opened.append(data["state"])
+                elif msg_type == "comm_msg" and (data or {}).get("method") == "custom":
+                    recorder.custom.append(data["content"])
+
+        return RecordingComm
+
+    def thinking(self) -> str:
+        return "".join(message.get("think", "") for message in self.custom)

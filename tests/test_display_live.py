@@ -8,11 +8,10 @@ import re
 
 import pytest
 
-from qwen_nb._types import AnswerDelta, Finished, QwenResponse, ThinkingDelta
+from qwen_nb._types import QwenResponse
 from qwen_nb.frontend.live import (
     GrowingText,
     LiveTabs,
-    LiveView,
     markdown_boundary,
     trace_block_html,
     trace_boundary,
@@ -126,29 +125,6 @@ def test_trace_boundary_prefers_line_ends():
     assert trace_boundary("a" * 10 + "\n" + "b" * 50, 60) == 0  # too early a newline
     long_line = "word " * 60
     assert long_line[: trace_boundary(long_line, 60)].endswith(" ")
-
-
-def test_live_view_throttles_and_ends_with_the_exact_static_bundle(sent, _global_ip):
-    from IPython.utils.capture import capture_output
-
-    now = [0.0]
-    with capture_output() as captured:
-        view = LiveView(max_rate=12, clock=lambda: now[0])
-        for index in range(0, len(THINKING), 4):
-            now[0] += 0.01  # 100 chunks a second
-            view.update(ThinkingDelta(THINKING[index : index + 4]))
-        for index in range(0, len(ANSWER), 4):
-            now[0] += 0.01
-            view.update(AnswerDelta(ANSWER[index : index + 4]))
-        duration = now[0]
-        assert view.updates <= 12 * duration + 1
-        shown = pieces_text(view.tabs.thinking)
-        assert len(shown) > len(THINKING) // 2 and THINKING.startswith(shown)
-        view.update(Finished(QwenResponse(answer=ANSWER, thinking=THINKING)))
-    final = captured.outputs[-1]
-    assert html.escape(THINKING.splitlines()[-1]) in final.data["text/html"]
-    assert ANSWER.strip() in final.data["text/markdown"]
-    assert view.tabs.box.comm is None  # the widgets are gone; the bundle stays
 
 
 def test_live_tabs_final_state_is_exact(sent):

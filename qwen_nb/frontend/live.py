@@ -19,6 +19,7 @@ from .._errors import QwenError
 from .._terminal import inert
 from .._types import AnswerDelta, Finished, QwenResponse, StreamEvent, ThinkingDelta
 from ..render import CSS_CLASS, details_table, markdown_html, static_bundle, status_message
+from .feed import MESSAGE_OVERHEAD, markdown_boundary
 
 ANSWER, THINKING, DETAILS = 0, 1, 2
 
@@ -36,7 +37,7 @@ def in_kernel(shell: Any = None) -> bool:
     )
 
 
-def make_view(shell: Any = None, *, max_rate: float = 12.0) -> LiveView | TerminalView:
+def make_view(shell: Any = None, *, max_rate: float = 10.0) -> LiveView | TerminalView:
     return LiveView(max_rate=max_rate) if in_kernel(shell) else TerminalView()
 
 
@@ -135,39 +136,6 @@ def trace_boundary(tail: str, seal_at: int) -> int:
     if len(tail) >= 4 * seal_at:
         return (tail.rfind(" ") + 1) or len(tail)
     return 0
-
-
-_FENCE_OPEN = ("```", "~~~")
-
-
-def markdown_boundary(tail: str, seal_at: int) -> int:
-    """Where a sealed piece of the answer may end: after a blank line that is outside code
-    fences and $$ math and not followed by an indented (continuation) line. 0: none yet."""
-    cut = 0
-    fence = ""
-    in_math = False
-    position = 0
-    previous_blank = False
-    for line in tail.splitlines(keepends=True):
-        stripped = line.strip()
-        if previous_blank and not fence and not in_math and position >= seal_at // 2 and \
-                stripped and not line[0].isspace():
-            cut = position
-        if fence:
-            if stripped.startswith(fence):
-                fence = ""
-        elif stripped.startswith(_FENCE_OPEN):
-            fence = stripped[:3]
-        elif stripped.count("$$") % 2:
-            in_math = not in_math
-        previous_blank = not stripped
-        position += len(line)
-    return cut
-
-
-# What one comm message costs besides its content: header, parent header, HMAC signature
-# (measured with ipykernel 7: a 658-byte message carried 122 bytes of content).
-MESSAGE_OVERHEAD = 540
 
 
 class GrowingText:
@@ -331,66 +299,50 @@ class LiveTabs:
         close_widgets((self.box,))
 
 
-class TextAccumulator:
-    """Collects deltas so a throttled view can show the whole text so far."""
-
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self.thinking: list[str] = []
-        self.answer: list[str] = []
-        self.clock = clock
-        self.started = clock()
-
-    def add(self, event: StreamEvent) -> None:
-        if isinstance(event, ThinkingDelta):
-            self.thinking.append(event.text)
-        elif isinstance(event, AnswerDelta):
-            self.answer.append(event.text)
-
-    def status(self) -> str:
-        elapsed = self.clock() - self.started
-        phase = "answering" if self.answer else "thinking"
-        chars = sum(map(len, self.answer if self.answer else self.thinking))
-        return f"<em>{phase}... {chars:,} characters, {elapsed:.0f} s</em>"
-
-
 class LiveView:
-    """Widget tabs while streaming; the static bundle once the reply ends.
+    """The anywidget reply view while streaming; the static bundle once the reply ends.
 
-    At most `max_rate` updates a second, each sending only what changed (see GrowingText);
-    per event the cost is an append and a clock read.
+    One widget model per reply (its ES module travels once, in the opening message); then
+    at most `max_rate` messages a second, each carrying only what changed (`ReplyFeed`).
+    The first thinking and the first answer text are sent at once, and text held back by
+    the throttle is sent once the stream goes quiet for `quiet` seconds.
     """
 
-    def __init__(self, *, max_rate: float = 12.0,
+    def __init__(self, *, max_rate: float = 10.0,
                  clock: Callable[[], float] = time.monotonic,
-                 flush_when_quiet: bool = True) -> None:
+                 flush_when_quiet: bool = True, quiet: float = 0.08) -> None:
         from IPython.display import display
 
-        self.tabs = LiveTabs(clock=clock)
-        self.text = TextAccumulator(clock=clock)
+        from .feed import ReplyFeed
+        from .widget import new_widget
+
+        self.feed = ReplyFeed(markdown_html, clock=clock)
         self.throttle = Throttle(max_rate, clock=clock)
-        self.handle = display(self.tabs.box, display_id=True)
+        self.widget = new_widget("reply")
+        self.handle = display(self.widget, display_id=True)
         self.updates = 0
         self._lock = threading.Lock()  # the quiet-flush thread draws too
         self._closed = False
-        self._quiet = QuietFlush(self._draw_quiet) if flush_when_quiet else None
+        self._quiet = QuietFlush(self._draw_quiet, quiet=quiet) if flush_when_quiet else None
 
     def update(self, event: StreamEvent) -> None:
         if isinstance(event, Finished):
             self._finalize(event.response)
             return
         with self._lock:
-            self.text.add(event)
-            drawn = self.throttle.ready()
+            starts = self.feed.add(event)
+            drawn = self.throttle.ready() or starts
             if drawn:
                 self._draw()
+            settled = drawn and not self.feed.held_back
         if self._quiet is not None:
-            self._quiet.event(drawn=drawn)
+            self._quiet.event(drawn=settled)
 
     def _draw(self, *, force: bool = False) -> None:
-        self.updates += 1
-        self.tabs.show_text("".join(self.text.thinking), "".join(self.text.answer),
-                            force=force)
-        self.tabs.show_status(self.text.status(), force=force)
+        message = self.feed.take(force=force)
+        if message:
+            self.updates += 1
+            self.widget.send(message)
 
     def _draw_quiet(self) -> None:
         with self._lock:
@@ -399,22 +351,20 @@ class LiveView:
 
     def fail(self, error: QwenError) -> None:
         response = error.response or QwenResponse(
-            answer="".join(self.text.answer),
-            thinking="".join(self.text.thinking),
-            complete=False,
-            error=error.message,
-        )
+            answer="", thinking="", complete=False, error=error.message)
         self._finalize(response)
 
     def _finalize(self, response: QwenResponse) -> None:
         if self._quiet is not None:
             self._quiet.stop()
         with self._lock:
+            if self._closed:
+                return
             self._closed = True
             data, metadata = static_bundle(response)
             if self.handle is not None:
                 self.handle.update(data, metadata=metadata, raw=True)
-            self.tabs.close()
+            self.widget.close()
 
 
 class TerminalView:

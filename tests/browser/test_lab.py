@@ -95,9 +95,11 @@ WATCH_LIVE_WIDGET = """() => {
   window.__qwenLiveSawPayload = false;
   window.__qwenLiveSawElement = false;
   new MutationObserver(() => {
-    for (const node of document.querySelectorAll('.widget-html-content')) {
+    for (const node of document.querySelectorAll('.qwen-nb-live')) {
       if (node.textContent.includes('window.__pwned2=1')) window.__qwenLiveSawPayload = true;
-      if (node.querySelector('script, img')) window.__qwenLiveSawElement = true;
+      if (node.querySelector('script, img, a[href^="javascript"]')) {
+        window.__qwenLiveSawElement = true;
+      }
     }
   }).observe(document.body, {subtree: true, childList: true, characterData: true});
 }"""

@@ -1,0 +1,115 @@
+"""The live `%%qwen` view (qwen_nb's anywidget front end) in JupyterLab and Notebook 7.
+
+While the reply streams: the Thinking tab is shown and grows, its label says how long and
+how much the model thought, the view switches to Answer when the answer starts, each code
+block and the whole answer have a Copy button that really copies (read back from the
+clipboard), and model output stays inert and fetches nothing. At the end the static
+output replaces the widget.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+
+import pytest
+from fake_server import Reply
+
+pytestmark = pytest.mark.browser
+
+QWEN_CELL = 2
+THINKING = "LIVE-THINKING step by step. " * 30
+CODE_ONE = 'print("first block")'
+CODE_TWO = "x = 1\ny = x + 1"
+ANSWER = (
+    "Here are two blocks.\n\n"
+    f"```python\n{CODE_ONE}\n```\n\n"
+    f"```python\n{CODE_TWO}\n```\n\n"
+    "LIVE-ANSWER-END and a last line that arrives after the pause."
+)
+
+
+def expect():
+    from playwright.sync_api import expect
+
+    return expect
+
+
+def live(nb):
+    return nb.cell_output(QWEN_CELL).locator(".qwen-nb-live")
+
+
+def _pause_before_end(reply: Reply) -> int:
+    """The index of the first chunk after "LIVE-ANSWER-END": the server pauses there."""
+    from fake_server import completion_chunks
+
+    answer = ""
+    for index, chunk in enumerate(completion_chunks(reply, "m")):
+        if "LIVE-ANSWER-END" in answer:
+            return index
+        delta = chunk["choices"][0]["delta"] if chunk["choices"] else {}
+        answer += delta.get("content") or ""
+    raise AssertionError("no answer end found")
+
+
+@pytest.fixture
+def clipboard(browser_context, lab):
+    browser_context.grant_permissions(["clipboard-read", "clipboard-write"], origin=lab.url)
+    yield lambda page: page.evaluate("() => navigator.clipboard.readText()")
+    browser_context.clear_permissions()
+
+
+def test_live_view_streams_thinking_then_answer_with_copy(open_notebook, model, screenshot,
+                                                         clipboard):
+    check = expect()
+    hold = threading.Event()
+    reply = Reply(thinking=THINKING, answer=ANSWER, chunk_chars=12, chunk_delay=0.03,
+                  hold_answer=hold)
+    reply.stall_after = _pause_before_end(reply)
+    reply.stall_seconds = 25.0
+    model.queue(reply)
+    nb = open_notebook("magic.ipynb", as_name="live.ipynb")
+    try:
+        nb.start_run_all()
+        view = live(nb)
+        check(view).to_be_visible()
+        thinking = view.locator(".qwen-nb-panel.qwen-nb-thinking")
+        answer = view.locator(".qwen-nb-panel.qwen-nb-answer")
+        # Thinking is shown and grows while the model thinks.
+        check(thinking).to_be_visible()
+        check(thinking).to_contain_text("LIVE-THINKING")
+        first = len(thinking.inner_text())
+        check(view.locator("label").nth(1)).to_have_text(
+            re.compile(r"^Thinking · \d+ s · ~[\d,]+ tokens$"))
+        nb.page.wait_for_function(
+            "([n]) => document.querySelector('.qwen-nb-live .qwen-nb-thinking')"
+            ".innerText.length > n", arg=[first])
+        screenshot("live-thinking")
+        hold.set()
+        # The answer starts: the view switches to Answer, the code blocks get Copy buttons.
+        check(answer).to_be_visible()
+        check(thinking).to_be_hidden()
+        blocks = answer.locator("pre")
+        check(blocks).to_have_count(2)
+        check(view).not_to_contain_text("arrives after the pause")  # still streaming
+        buttons = answer.locator(".qwen-nb-copy")
+        check(buttons).to_have_count(2)
+        buttons.nth(0).click()
+        check(buttons.nth(0)).to_have_text("Copied")
+        assert clipboard(nb.page).strip() == CODE_ONE
+        buttons.nth(1).click()
+        assert clipboard(nb.page).strip() == CODE_TWO
+        view.locator(".qwen-nb-tools .qwen-nb-copy").click()
+        whole = clipboard(nb.page)
+        assert "Here are two blocks." in whole and CODE_TWO.splitlines()[1] in whole
+        assert "Copy" not in whole
+        label = view.locator("label").nth(1).inner_text()
+        screenshot("live-answer-copy")
+    finally:
+        hold.set()
+    nb.wait_run_all()
+    output = nb.cell_output(QWEN_CELL)
+    check(output.locator(".qwen-nb-live")).to_have_count(0)
+    check(output.locator("div.qwen-nb").first).to_contain_text("arrives after the pause")
+    # The label stopped counting when the answer began.
+    assert re.match(r"^Thinking · \d+ s · ~[\d,]+ tokens$", label), label
