@@ -20,8 +20,8 @@ import time
 from _bench import machine, table
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SCRIPTS = ["bench_load.py", "bench_stream.py", "bench_display.py", "bench_batch.py",
-           "bench_images.py", "bench_video.py"]
+SCRIPTS = ["bench_load.py", "bench_stream.py", "bench_display.py", "bench_live_kernel.py",
+           "bench_batch.py", "bench_images.py", "bench_video.py"]
 
 
 def run(script: str) -> tuple[list[dict], int]:

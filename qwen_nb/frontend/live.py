@@ -37,7 +37,7 @@ def in_kernel(shell: Any = None) -> bool:
     )
 
 
-def make_view(shell: Any = None, *, max_rate: float = 10.0) -> LiveView | TerminalView:
+def make_view(shell: Any = None, *, max_rate: float = 5.0) -> LiveView | TerminalView:
     return LiveView(max_rate=max_rate) if in_kernel(shell) else TerminalView()
 
 
@@ -302,13 +302,15 @@ class LiveTabs:
 class LiveView:
     """The anywidget reply view while streaming; the static bundle once the reply ends.
 
-    One widget model per reply (its ES module travels once, in the opening message); then
-    at most `max_rate` messages a second, each carrying only what changed (`ReplyFeed`).
+    One widget model per reply (a handle onto the kernel's one front-end model); then at
+    most `max_rate` messages a second, each carrying only what changed (`ReplyFeed`). 5/s
+    is ipykernel's own pace for print() output (it flushes every 0.2 s), so the live view
+    costs about what printing the text would.
     The first thinking and the first answer text are sent at once, and text held back by
     the throttle is sent once the stream goes quiet for `quiet` seconds.
     """
 
-    def __init__(self, *, max_rate: float = 10.0,
+    def __init__(self, *, max_rate: float = 5.0,
                  clock: Callable[[], float] = time.monotonic,
                  flush_when_quiet: bool = True, quiet: float = 0.08) -> None:
         from IPython.display import display
