@@ -7,6 +7,7 @@ import json
 import re
 
 import pytest
+from test_live_feed import ANSWER, THINKING
 
 from qwen_nb._types import QwenResponse
 from qwen_nb.frontend.live import (
@@ -17,16 +18,6 @@ from qwen_nb.frontend.live import (
     trace_boundary,
 )
 from qwen_nb.render import markdown_html
-
-THINKING = "".join(f"Step {i}: I look at the chart again and compare the bars.\n"
-                   + ("\n" if i % 3 == 0 else "") for i in range(120))
-ANSWER = "".join([
-    "## Result\n\nThe **blue** bars grow; $x_1 = 2$.\n\n",
-    "- one\n- two\n\n   still item two\n\n",
-    "```python\nx = 1\n\ny = 2\n```\n\n",
-    "$$\na = b\n\nc = d\n$$\n\n",
-    "| a | b |\n| - | - |\n| 1 | 2 |\n\n",
-] * 12)
 
 
 @pytest.fixture
