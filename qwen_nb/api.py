@@ -124,16 +124,21 @@ def build_request(
 
 
 def refuse_key_in_prompt(messages: Sequence[Message]) -> None:
-    """An InputError when any text of the request holds a key qwen_nb knows: whether it
-    was typed, interpolated (`{os.environ}`), in the system prompt or in the history, a
-    key sent as text would reach the model, the provider's logs and the saved notebook."""
+    """An InputError when any text of the request (or a remote image URL) holds a key
+    qwen_nb knows: whether it was typed, interpolated (`{os.environ}`), in the system
+    prompt or in the history, a key sent as text would reach the model, the provider's
+    logs and the saved notebook."""
     from ._redact import contains_key
 
     for index, message in enumerate(messages):
-        if contains_key(message.text):
+        remote_urls = " ".join(image.url for image in message.images
+                               if not image.url.startswith("data:"))
+        if contains_key(message.text) or contains_key(remote_urls):
             where = ("the system prompt" if message.role == "system" else
                      "the prompt" if index == len(messages) - 1 else
                      "an earlier turn of the conversation")
+            if not contains_key(message.text):
+                where = f"an image URL of {where}"
             raise InputError(
                 f"The prompt contains your API key (in {where}); nothing was sent. Remove "
                 "the key, or the {name} reference that put it there, and send again."
