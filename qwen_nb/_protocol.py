@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from ._errors import StreamError
-from ._redact import redact
+from ._redact import MIN_KEY_LENGTH, redact, secret_forms
 from ._types import (
     AnswerDelta,
     ChatRequest,
@@ -244,8 +244,10 @@ def parse_chunk(data: str) -> Any:
     try:
         return json.loads(data)
     except (ValueError, RecursionError):
-        raise StreamError(
-            f"The provider sent a malformed chunk: {redact(data)[:120]!r}") from None
+        pass
+    # Raised outside the except block: the decoder's error (whose `doc` is the whole,
+    # unredacted chunk) must not ride along as __context__.
+    raise StreamError(f"The provider sent a malformed chunk: {redact(data)[:120]!r}")
 
 
 class ChatAccumulator:
@@ -264,6 +266,15 @@ class ChatAccumulator:
         self._content_seen = False
         self._finished = False
         self._refusal: list[str] = []
+        # Every form of every key qwen_nb knows: a server that repeats one in a delta gets
+        # it redacted before any event carries it (a delta shorter than a key is skipped).
+        self._secrets = secret_forms()
+
+    def _hidden(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                return redact(text)
+        return text
 
     @property
     def thinking(self) -> str:
@@ -321,13 +332,15 @@ class ChatAccumulator:
         if reasoning:
             if self.first_token_at is None:
                 self.first_token_at = time.monotonic()
+            if len(reasoning) >= MIN_KEY_LENGTH and self._secrets:
+                reasoning = self._hidden(reasoning)
             self._reasoning.append(reasoning)
             events.append(ThinkingDelta(reasoning))
         refusal = delta.get("refusal")
         if refusal and type(refusal) is str:
             # OpenAI-style refusal: kept apart, shown as a refusal, not an answer.
             self._mark_first_token()
-            self._refusal.append(refusal)
+            self._refusal.append(self._hidden(refusal))
         content = delta.get("content")
         if content and type(content) is str:
             if self.first_token_at is None:
@@ -338,6 +351,8 @@ class ChatAccumulator:
                 # opens with <think> itself.
                 if self._reasoning:
                     self._content.assume_thinking = False
+            if len(content) >= MIN_KEY_LENGTH and self._secrets:
+                content = self._hidden(content)
             events.extend(self._content.feed(content))
 
     def _mark_first_token(self) -> None:

@@ -92,10 +92,9 @@ def key_forms(key: str) -> set[str]:
     return {form for form in forms if form}
 
 
-def wire_forms() -> tuple[str, ...]:
-    """Every known key as a JSON encoder writes it: what a streamed chunk is tested for
-    with `in`, cheaply (usually one string per key). A key escaped any other way is plain
-    again once the chunk is parsed, and `redact` on the parsed fields catches it there."""
+def secret_forms() -> tuple[str, ...]:
+    """Every form of every known key, longest first: what a short text is tested for
+    with `in` before `redact` is called (usually a few strings per key)."""
     return _current()[1]
 
 
@@ -106,8 +105,7 @@ def _current() -> tuple[frozenset[str], tuple[str, ...], re.Pattern[str] | None]
     if cached[0] != keys:
         every = sorted({form for key in keys for form in key_forms(key)}, key=len, reverse=True)
         pattern = re.compile("|".join(map(re.escape, every))) if every else None
-        wire = tuple(sorted({form for key in keys for form in json_forms(key)}))
-        cached = _cached = (keys, wire, pattern)
+        cached = _cached = (keys, tuple(every), pattern)
     return cached
 
 

@@ -33,7 +33,7 @@ from ._errors import (
     StreamError,
 )
 from ._protocol import ChatAccumulator, build_payload, parse_chunk, parse_error_body
-from ._redact import guard_http_logs, redact, redact_optional, wire_forms
+from ._redact import guard_http_logs, redact, redact_optional
 from ._sse import SSEDecoder
 from ._stream import EventStreamBase
 from ._types import ChatRequest, Finished, QwenResponse, StreamEvent
@@ -293,9 +293,6 @@ class ResponseStream(EventStreamBase):
             streamed = self.request.options.stream and not response.headers.get(
                 "content-type", ""
             ).startswith("application/json")
-            # Every key qwen_nb knows, in the forms a JSON encoder writes it: a server
-            # that repeats one gets it redacted here, before anything reads the chunk.
-            key_texts = wire_forms()
             if streamed:
                 decoder = SSEDecoder()
                 chunks = response.iter_bytes()
@@ -304,10 +301,6 @@ class ResponseStream(EventStreamBase):
                         if data == "[DONE]":
                             done = True
                             break
-                        for key_text in key_texts:
-                            if key_text in data:
-                                data = redact(data)
-                                break
                         yield from self._accumulator.handle_chunk(parse_chunk(data))
                     if done:
                         break
@@ -316,10 +309,10 @@ class ResponseStream(EventStreamBase):
                 if not done:
                     for data in decoder.flush():
                         if data != "[DONE]":
-                            yield from self._accumulator.handle_chunk(parse_chunk(redact(data)))
+                            yield from self._accumulator.handle_chunk(parse_chunk(data))
             else:
                 # Also a server that ignored "stream": true and sent one JSON body.
-                body = redact(response.read().decode("utf-8", "replace"))
+                body = response.read().decode("utf-8", "replace")
                 yield from self._accumulator.handle_chunk(parse_chunk(body))
                 done = True
             yield from self._accumulator.finish()
