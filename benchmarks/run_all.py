@@ -21,7 +21,8 @@ from _bench import machine, table
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPTS = ["bench_load.py", "bench_stream.py", "bench_display.py", "bench_live_kernel.py",
-           "bench_batch.py", "bench_images.py", "bench_video.py"]
+           "bench_batch.py", "bench_images.py", "bench_video.py", "bench_media.py",
+           "bench_batch_memory.py"]
 
 
 def run(script: str) -> tuple[list[dict], int]:
@@ -45,7 +46,7 @@ def run(script: str) -> tuple[list[dict], int]:
     return results, process.wait()
 
 
-_STRUCTURED = set(SCRIPTS) - {"bench_images.py"}
+_STRUCTURED = set(SCRIPTS)
 
 
 def main() -> None:

@@ -360,6 +360,10 @@ def batch(
     return runner.collect()
 
 
+# Items whose images are being decoded and encoded at once, across all batches.
+_PREPARING = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
+
+
 @dataclass(frozen=True)
 class _Sender:
     """How one job becomes a request on the shared path, and a lean result."""
@@ -373,24 +377,25 @@ class _Sender:
         from . import api
 
         try:
-            # Prepared here, by the worker that sends them: only `concurrency` items'
-            # pixels exist at once, and they are dropped as soon as the request is out.
-            prepared = api.prepare_images(
-                job.values,
-                max_pixels=self.request_options.get("max_pixels"),
-                inline_urls=self.request_options.get("inline_urls", False),
-                settings=self.settings,
-                labels=job.names,
-            )
-            video_list = api.video_values(job.video)
-            videos = api.prepare_videos(
-                video_list,
-                settings=self.settings,
-                video_as=self.request_options.get("video_as"),
-                max_video_tokens=self.request_options.get("max_video_tokens"),
-                labels=[f"videos[{job.index}]" + (f"[{k}]" if len(video_list) > 1 else "")
-                        for k in range(len(video_list))],
-            )
+            # Prepared here, by the worker that sends them, and dropped once the request is
+            # out. Decoding is CPU work: more at once than cores only holds more pixels.
+            with _PREPARING:
+                prepared = api.prepare_images(
+                    job.values,
+                    max_pixels=self.request_options.get("max_pixels"),
+                    inline_urls=self.request_options.get("inline_urls", False),
+                    settings=self.settings,
+                    labels=job.names,
+                )
+                video_list = api.video_values(job.video)
+                videos = api.prepare_videos(
+                    video_list,
+                    settings=self.settings,
+                    video_as=self.request_options.get("video_as"),
+                    max_video_tokens=self.request_options.get("max_video_tokens"),
+                    labels=[f"videos[{job.index}]" + (f"[{k}]" if len(video_list) > 1 else "")
+                            for k in range(len(video_list))],
+                )
             plan = api.vision_plan(self.request_options, len(prepared))  # ground=, schema=...
             parts, item_options = api.with_vision(
                 [*prepared, *videos, job.prompt], self.generation, plan)

@@ -51,6 +51,8 @@ def array_to_image(array: Any, label: str) -> tuple[Image.Image, tuple[str, ...]
     if kind == "b":
         pixels = array.astype(np.uint8)
         pixels *= 255
+    elif array.dtype == np.uint8:
+        pixels = array  # already 0..255: no range pass over the pixels
     elif kind in "ui":
         low, high = int(array.min()), int(array.max())
         if low >= 0 and high <= 255:
@@ -203,8 +205,14 @@ def _stretch(array: Any, low: float, high: float) -> Any:
     return _scale_to_uint8(array, 255.0 / (high - low), -low * 255.0 / (high - low))
 
 
-def _scale_to_uint8(array: Any, scale: float, offset: float) -> Any:
-    """round(array * scale + offset) as uint8, block by block (truncating x + 0.5 rounds)."""
+def _scale_to_uint8(
+    array: Any, scale: float, offset: float, *, only_if_unit_range: bool = False
+) -> Any:
+    """round(array * scale + offset) as uint8, block by block (truncating x + 0.5 rounds).
+
+    `only_if_unit_range`: check each block lies in [0, 1] while it is in cache, and return
+    None at the first that does not (or holds NaN): one pass over memory instead of three.
+    """
     import numpy as np
 
     source = np.ascontiguousarray(array).reshape(-1)
@@ -213,11 +221,14 @@ def _scale_to_uint8(array: Any, scale: float, offset: float) -> Any:
     scale32, shift32 = np.float32(scale), np.float32(offset + 0.5)
     for start in range(0, source.size, _BLOCK_ELEMENTS):
         chunk = source[start : start + _BLOCK_ELEMENTS]
+        if only_if_unit_range and not (chunk.min() >= 0.0 and chunk.max() <= 1.0):
+            return None  # NaN fails both comparisons too
         work = block[: chunk.size]
         np.multiply(chunk, scale32, out=work, casting="unsafe")
         np.add(work, shift32, out=work)
-        # Float error can land a hair outside [0, 255]; casting that to uint8 would wrap.
-        np.clip(work, 0.0, 255.0, out=work)
+        if not only_if_unit_range:
+            # Float error can land a hair outside [0, 255]; casting that would wrap.
+            np.clip(work, 0.0, 255.0, out=work)
         np.copyto(out[start : start + chunk.size], work, casting="unsafe")
     return out.reshape(array.shape)
 
@@ -225,8 +236,12 @@ def _scale_to_uint8(array: Any, scale: float, offset: float) -> Any:
 def _float_to_uint8(array: Any, name: str) -> tuple[Any, tuple[str, ...]]:
     import numpy as np
 
+    # The usual case, values in [0, 1], in one pass: checked block by block as converted.
+    pixels = _scale_to_uint8(array, 255.0, 0.0, only_if_unit_range=True)
+    if pixels is not None:
+        return pixels, ()
     # min and max propagate NaN and show inf: finite extremes mean every value is finite,
-    # so the common case needs no full-size isfinite mask.
+    # so only then is a full-size isfinite mask needed.
     low, high = float(array.min()), float(array.max())
     notes: list[str] = []
     if not (math.isfinite(low) and math.isfinite(high)):
