@@ -222,6 +222,13 @@ def make_entry(
                     for image in request.images
                 ],
                 "options": canonical_request(request)["options"],
+                # Only when present, so ordinary entries stay as they were.
+                **({"videos": [
+                    {"digest": video.digest, "frames": len(video.frames),
+                     "encoding": video.encoding,
+                     "frame_size": "x".join(map(str, video.frame_size or ())) or None}
+                    for video in request.videos
+                ]} if request.videos else {}),
             },
             "response": {
                 "answer": response.answer,

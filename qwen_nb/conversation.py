@@ -12,7 +12,14 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ._types import Finished, Message, PreparedImage, QwenResponse, StreamEvent
+from ._types import (
+    Finished,
+    Message,
+    PreparedImage,
+    PreparedVideo,
+    QwenResponse,
+    StreamEvent,
+)
 
 # A rough rule for text: about four characters a token (for estimates, never billing).
 CHARS_PER_TOKEN = 4
@@ -83,7 +90,7 @@ class Conversation:
         history: list[Message] = []
         for turn in turns:
             user = turn.user
-            if not resend and user.images:
+            if not resend and (user.images or user.videos):
                 user = _without_images(user)
             history.append(user)
             history.append(Message("assistant", (turn.response.answer,)))
@@ -157,9 +164,11 @@ class Conversation:
 
 
 def _without_images(message: Message) -> Message:
-    parts = tuple(p for p in message.parts if not isinstance(p, PreparedImage))
-    count = len(message.images)
-    note = f"[{count} image{'s' if count != 1 else ''} not resent]"
+    """The message without its images and videos, saying how many were left out."""
+    parts = tuple(p for p in message.parts if not isinstance(p, (PreparedImage, PreparedVideo)))
+    left_out = [(len(message.images), "image"), (len(message.videos), "video")]
+    note = "[" + " and ".join(f"{n} {kind}{'s' if n != 1 else ''}" for n, kind in left_out
+                              if n) + " not resent]"
     return Message(message.role, (*parts, f"\n{note}") if parts else (note,))
 
 

@@ -327,6 +327,12 @@ def test_replay_of_a_video_request(server, clip, tmp_path):
     assert again.answer == first.answer and again.replayed_from
     assert len(server.requests) == 1
     assert len(again.videos[0].frames) == 20
+    import json
+
+    (entry,) = [json.loads(f.read_text()) for f in tmp_path.glob("*.json")]
+    assert entry["request"]["videos"] == [{"digest": first.videos[0].digest, "frames": 20,
+                                           "encoding": "images", "frame_size": "480x288"}]
+    assert "base64" not in json.dumps(entry)
 
 
 def test_offline_simulator_describes_the_frames(clip, monkeypatch):
@@ -378,3 +384,15 @@ def test_panel_upload_accepts_a_video(server, clip):
         assert content[0]["type"] == "video" and len(content[0]["video"]) == 20
     finally:
         panel.close()
+
+
+def test_chat_history_resends_a_video_only_when_asked(ip, clip):
+    ip.user_ns["clip"] = str(clip)
+    assert run_cell(ip, "%%qwen --chat vid -v clip\nWhat happens?").error_in_exec is None
+    assert run_cell(ip, "%%qwen --chat vid\nAnd then?").error_in_exec is None
+    from qwen_nb import conversation
+
+    history = conversation.get("vid").messages(resend_images=False)
+    assert history[0].videos == () and "1 video not resent" in history[0].text
+    assert conversation.get("vid").messages()[0].videos
+    conversation.reset("vid")

@@ -159,10 +159,10 @@ def prepare_video(
             while len(images) < low:
                 images.append(images[-1])
                 times.append(times[-1])
-    frames = tuple(_encode_frame(image, f"{label} @ {t:.1f} s") for image, t in
+    frames = tuple(kept.prepared(f"{label} @ {t:.1f} s") for kept, t in
                    zip(images, times, strict=True))
     mp4 = _encode_mp4(images, sampled.sample_fps) if encoding == "video_url" else None
-    thumbnails = tuple(_thumbnail(image) for image in images)
+    thumbnails = tuple(kept.thumbnail for kept in images)
     return PreparedVideo(
         source=sampled.source,
         frames=frames,
@@ -183,7 +183,7 @@ def prepare_video(
 
 @dataclass
 class _Sampled:
-    images: list[Any]  # PIL images, all of one size
+    images: list[_Kept]  # all of one size
     times: list[float]
     sample_fps: float
     source: str
@@ -256,7 +256,7 @@ def _sample_frames(images: list[Any], video: Video, label: str, describe: str) -
         notes = ("odd frame count: the last frame is repeated (frames go in pairs)",)
     width, height = images[0].size
     size = frame_size(width, height, len(images), max_pixels=video.max_pixels)
-    resized = [_resize(image.convert("RGB"), size) for image in images]
+    resized = [_Kept.of(_resize(image.convert("RGB"), size)) for image in images]
     duration = (len(keep)) / video.fps
     return _Sampled(resized, times, video.fps, f"{label} ({describe})", (width, height),
                     duration, notes)
@@ -346,7 +346,7 @@ def _stream_info(container: Any, stream: Any) -> _StreamInfo:
 
 def _decode(container: Any, stream: Any, targets: Sequence[float], size: tuple[int, int],
             *, keyframes: Sequence[float], tolerance: float, frame_period: float
-            ) -> tuple[list[Any], list[float]]:
+            ) -> tuple[list[_Kept], list[float]]:
     """The frame at each target time, or a cheaper one within `tolerance` of it.
 
     The keyframe times come from the demux pass. A keyframe within tolerance is taken as
@@ -358,7 +358,7 @@ def _decode(container: Any, stream: Any, targets: Sequence[float], size: tuple[i
     the output."""
     base = float(stream.start_time * stream.time_base) if stream.start_time else 0.0
     width, height = size
-    images: list[Any] = []
+    images: list[_Kept] = []
     times: list[float] = []
     frames: Iterator[Any] | None = None
     position = -math.inf  # time of the last frame decoded
@@ -408,8 +408,8 @@ def _decode(container: Any, stream: Any, targets: Sequence[float], size: tuple[i
                 break
             chosen = candidate
         times.append(frame_time(chosen))
-        images.append(chosen.reformat(width=width, height=height, format="rgb24",
-                                      interpolation="AREA").to_image())
+        images.append(_Kept.of(chosen.reformat(width=width, height=height, format="rgb24",
+                                               interpolation="AREA").to_image()))
     return images, times
 
 
@@ -461,15 +461,32 @@ def _resize(image: Any, size: tuple[int, int]) -> Any:
                                                          reducing_gap=3.0)
 
 
-def _encode_frame(image: Any, source: str) -> PreparedImage:
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
-    data = buffer.getvalue()
-    return PreparedImage(
-        url="data:image/jpeg;base64," + base64.b64encode(data).decode("ascii"),
-        source=source, original_size=image.size, sent_size=image.size, format="JPEG",
-        nbytes=len(data), digest=hashlib.sha256(data).hexdigest(),
-    )
+@dataclass(frozen=True)
+class _Kept:
+    """A sampled frame as the JPEG that will be sent (and its thumbnail): kept encoded
+    from the moment it is decoded, so memory holds kilobytes per frame, not megabytes."""
+
+    jpeg: bytes
+    size: tuple[int, int]
+    thumbnail: str
+
+    @classmethod
+    def of(cls, image: Any) -> _Kept:
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
+        return cls(buffer.getvalue(), image.size, _thumbnail(image))
+
+    def prepared(self, source: str) -> PreparedImage:
+        return PreparedImage(
+            url="data:image/jpeg;base64," + base64.b64encode(self.jpeg).decode("ascii"),
+            source=source, original_size=self.size, sent_size=self.size, format="JPEG",
+            nbytes=len(self.jpeg), digest=hashlib.sha256(self.jpeg).hexdigest(),
+        )
+
+    def image(self) -> Any:
+        from PIL import Image
+
+        return Image.open(io.BytesIO(self.jpeg)).convert("RGB")
 
 
 def _thumbnail(image: Any) -> str:
@@ -481,7 +498,7 @@ def _thumbnail(image: Any) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _encode_mp4(images: Sequence[Any], fps: float) -> bytes:
+def _encode_mp4(images: Sequence[_Kept], fps: float) -> bytes:
     """The sampled frames as a small H.264 MP4 at the sampling rate (never the original)."""
     from fractions import Fraction
 
@@ -494,8 +511,8 @@ def _encode_mp4(images: Sequence[Any], fps: float) -> bytes:
         stream.pix_fmt = "yuv420p"
         if codec == "libx264":
             stream.options = {"preset": "veryfast", "crf": "23"}
-        for image in images:
-            frame = av.VideoFrame.from_image(image)
+        for kept in images:
+            frame = av.VideoFrame.from_image(kept.image())
             for packet in stream.encode(frame):
                 output.mux(packet)
         for packet in stream.encode():
