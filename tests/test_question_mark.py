@@ -12,7 +12,7 @@ from support import run_cell
 
 
 def sent_prompt(server) -> str:
-    return server.requests[-1].json["messages"][-1]["content"]
+    return sent_prompt_of(server.requests[-1])
 
 
 @pytest.mark.parametrize(("cell", "prompt"), [
@@ -59,3 +59,28 @@ def test_unloading_the_extension_gives_question_marks_back_to_help(ip, server):
     from qwen_nb._question_mark import keep_question_marks
 
     assert ip.input_transformers_cleanup.count(keep_question_marks) == 1
+
+
+@pytest.mark.kernel
+def test_a_question_mark_reaches_the_magic_in_a_real_kernel(server, tmp_path):
+    from support import run_notebook_with_key
+
+    nb = run_notebook_with_key(
+        ["%load_ext qwen_nb", "%qwen What is in a typical street scene?", "%qwen?"],
+        tmp_path, server.base_url)
+    assert [sent_prompt_of(r) for r in server.requests] == ["What is in a typical street scene?"]
+    assert not any(o.get("output_type") == "error" for c in nb.cells for o in c.outputs)
+    assert "not found" not in str(nb.cells[1].outputs)
+
+
+def sent_prompt_of(request) -> str:
+    return request.json["messages"][-1]["content"]
+
+
+def test_check_complete_sees_a_finished_line():
+    """Terminal IPython asks check_complete on Enter: the line must run, not wait."""
+    from IPython.testing.globalipapp import get_ipython
+
+    shell = get_ipython()
+    shell.run_line_magic("load_ext", "qwen_nb")
+    assert shell.input_transformer_manager.check_complete("%qwen Why?")[0] == "complete"
