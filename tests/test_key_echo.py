@@ -262,3 +262,16 @@ def test_a_prompt_holding_the_key_is_refused_before_sending(ip, server, monkeypa
     assert isinstance(results.items[1].error, qwen_nb.InputError)
     assert "your API key" in results.items[1].error.message
     assert len(server.requests) == 1
+
+
+def test_the_panel_refuses_a_prompt_holding_the_key(server):
+    from qwen_nb.panel import Panel
+
+    panel = Panel()
+    try:
+        assert panel.send("is this right: " + FAKE_KEY[:6] + FAKE_KEY[6:]) is False
+        assert "The prompt contains your API key" in panel.notice.value
+        assert_no_key(panel.notice.value)
+        assert server.requests == []
+    finally:
+        panel.close()
