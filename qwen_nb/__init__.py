@@ -38,6 +38,7 @@ from ._types import (
 if TYPE_CHECKING:
     from ._batch import BatchItem, BatchResult, batch
     from .api import ask, stream
+    from .media.pdf import pdf_pages
     from .media.video import Video
     from .panel import Panel
 
@@ -69,13 +70,15 @@ __all__ = [
     "ask",
     "batch",
     "load_ipython_extension",
+    "pdf_pages",
     "set_api_key",
     "stream",
     "unload_ipython_extension",
 ]
 
 _LAZY = {"ask": "api", "stream": "api", "batch": "_batch", "BatchItem": "_batch",
-         "BatchResult": "_batch", "Panel": "panel", "Video": "media.video"}
+         "BatchResult": "_batch", "Panel": "panel", "Video": "media.video",
+         "pdf_pages": "media.pdf"}
 
 
 def __getattr__(name: str) -> Any:

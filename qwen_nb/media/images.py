@@ -23,6 +23,7 @@ from .._errors import ImageError
 from .._types import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, QWEN3_VL_UNIT, PreparedImage
 from .codec import prepare_encoded, prepare_pil
 from .origin import remember
+from .pdf import is_pdf_like
 from .plan import Budget, plan_size
 from .sniff import (
     has_image_extension,
@@ -55,7 +56,8 @@ ACCEPTED_TYPES = (
     "PIL.Image.Image; a numpy array (H x W, H x W x 3 or H x W x 4); a matplotlib Figure or "
     "Axes, or matplotlib.pyplot for its current figure; bytes, bytearray or io.BytesIO holding "
     "an encoded image; a path (str or pathlib.Path) to a JPEG, PNG, WEBP, GIF, BMP or TIFF "
-    "file; an http(s) URL; IPython.display.Image; or a list or tuple of these"
+    "file; a PDF (path, bytes or qwen_nb.pdf_pages(...)); an http(s) URL; "
+    "IPython.display.Image; or a list or tuple of these"
 )
 
 # Lists of lists are fine; a list that contains itself is not.
@@ -105,13 +107,36 @@ def prepare_labelled(
     leaves: list[tuple[Any, str]] = []
     for value, label in values:
         _flatten(value, label, leaves, 0)
-    if len(leaves) < 2:
-        prepared = [_prepare_one(value, label, context) for value, label in leaves]
+    # A PDF is one leaf but many images (its pages); PDFium renders them here, in order.
+    pages = {index: _prepare_pdf(value, label, context)
+             for index, (value, label) in enumerate(leaves) if _is_pdf(value)}
+    images = [leaf for index, leaf in enumerate(leaves) if index not in pages]
+    if len(images) < 2:
+        singles = [_prepare_one(value, label, context) for value, label in images]
     else:
-        prepared = _prepare_in_parallel(leaves, context)
-    for image, (value, _) in zip(prepared, leaves, strict=True):
+        singles = _prepare_in_parallel(images, context)
+    next_single = iter(singles)
+    prepared: list[PreparedImage] = []
+    for index, (value, _) in enumerate(leaves):
+        if index in pages:
+            prepared.extend(pages[index])
+            continue
+        image = next(next_single)
         remember(image, value)  # so box.crop() can cut from the full-resolution original
+        prepared.append(image)
     return prepared
+
+
+def _is_pdf(value: Any) -> bool:
+    """A PDF leaf, including a path ending in .pdf that does not exist (its own message)."""
+    return is_pdf_like(value) or (
+        isinstance(value, (str, os.PathLike)) and os.fspath(value).lower().endswith(".pdf"))
+
+
+def _prepare_pdf(value: Any, label: str, context: _Context) -> list[PreparedImage]:
+    from .pdf import prepare_pdf
+
+    return prepare_pdf(value, label, context.budget)
 
 
 def check_payload_size(images: Sequence[PreparedImage], max_total_bytes: int) -> None:
@@ -341,6 +366,8 @@ def _as_figure(value: Any, name: str) -> Any:
 
 
 def _is_image_like(value: Any, depth: int) -> bool:
+    if is_pdf_like(value):
+        return True
     if isinstance(value, str):
         if is_data_url(value):
             return True

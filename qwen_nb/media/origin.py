@@ -29,10 +29,14 @@ _lock = threading.Lock()
 
 def remember(image: PreparedImage, value: Any) -> None:
     """Note how to get `image`'s original back from the value the user passed."""
-    if not image.digest:
-        return
     loader = _loader_for(value)
-    if loader is None:
+    if loader is not None:
+        remember_loader(image, loader)
+
+
+def remember_loader(image: PreparedImage, loader: Callable[[], Any]) -> None:
+    """Note a function that returns `image`'s original (or None when it is gone)."""
+    if not image.digest:
         return
     with _lock:
         _origins[image.digest] = loader
