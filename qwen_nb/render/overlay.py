@@ -137,6 +137,7 @@ def overlay_figures_html(response: QwenResponse) -> str:
             continue
         drawn = draw_items(picture, image, response, index, size=display_size(picture.size))
         count = sum(1 for item in [*reading.boxes, *reading.points] if item.image == index)
+        count += len(_document_regions(response, index))
         alt = f"image {index + 1} ({html.escape(image.source)}) with {count} marks drawn"
         figures.append(
             f'<figure class="qwen-nb-overlay" style="margin:4px 0">'

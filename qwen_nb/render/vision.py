@@ -28,6 +28,8 @@ def answer_html(response: QwenResponse, markdown_html: Markdown) -> str | None:
     reading = response.interpretation
     if response.reading.json:
         return _data_html(response, markdown_html)
+    if reading.document is not None:
+        return _document_html(response, markdown_html)
     if not reading.has_overlay:
         return None
     from .overlay import overlay_figures_html
@@ -62,6 +64,21 @@ def _data_html(response: QwenResponse, markdown_html: Markdown) -> str | None:
     if reading.errors or response.answer.strip() != pretty:
         pieces.append(_folded("Answer text", markdown_html(response.answer)))
     return "".join(pieces)
+
+
+def _document_html(response: QwenResponse, markdown_html: Markdown) -> str:
+    """The parsed page beside the page image with its regions drawn and labelled."""
+    from .overlay import overlay_figures_html
+
+    document = response.interpretation.document
+    shown = document.text if document.format == "html" else markdown_html(document.text)
+    return (
+        '<div class="qwen-nb-doc" style="display:flex;flex-wrap:wrap;gap:12px;'
+        'align-items:flex-start">'
+        f'<div style="flex:1 1 320px;min-width:0">{overlay_figures_html(response)}</div>'
+        f'<div class="qwen-nb-document" style="flex:1 1 320px;min-width:0">{shown}</div>'
+        "</div>" + _folded("Answer text", markdown_html(response.answer))
+    )
 
 
 def notes(response: QwenResponse) -> tuple[str, ...]:

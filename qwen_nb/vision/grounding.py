@@ -165,7 +165,6 @@ def parse_grounding(
     what the model wrote: unusable items are skipped and counted in the notes."""
     if "bbox_2d" not in answer and "point_2d" not in answer:
         return Grounding()
-    mode = coords_for_model(model) if coords == "auto" else check_coords(coords)
     notes: list[str] = []
     items: list[dict[str, Any]] = []
     for found in find_all_json(answer):
@@ -174,6 +173,22 @@ def parse_grounding(
     if not items:
         return Grounding(notes=("the answer mentions bbox_2d/point_2d but holds no usable "
                                 "grounding JSON",))
+    found = ground_items(items, images, coords=coords, model=model)
+    return Grounding(found.boxes, found.points, (*notes, *found.notes))
+
+
+def ground_items(
+    items: Sequence[dict[str, Any]],
+    images: Sequence[PreparedImage],
+    *,
+    coords: str = "auto",
+    model: str | None = None,
+    what: str = "grounding",
+) -> Grounding:
+    """Items with `bbox_2d` / `point_2d` (as a model wrote them) -> boxes and points on
+    `images`; documents use it for their regions."""
+    mode = coords_for_model(model) if coords == "auto" else check_coords(coords)
+    notes: list[str] = []
     placer = _Placer(items, images)
     mapper = _Mapper(mode)
     boxes: list[Box] = []
@@ -203,7 +218,7 @@ def parse_grounding(
             else:
                 x, y = mapper.point(raw, image)
                 points.append(Point(label, x, y, raw, index, page, attributes, image))
-    notes.append(f"grounding: {_count(len(boxes), 'box', 'boxes')}, "
+    notes.append(f"{what}: {_count(len(boxes), 'box', 'boxes')}, "
                  f"{_count(len(points), 'point', 'points')}; coordinates read as {mode} "
                  + ("(0-1000)" if mode == "relative" else "(pixels of the image as sent)")
                  + (" by model name" if coords == "auto" else ""))

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._types import QwenResponse
+from .document import parse_document
 from .grounding import Boxes, Grounding, Points, parse_grounding
 from .structured import read_structured
 
@@ -28,7 +29,7 @@ class Interpretation:
 
     @property
     def has_overlay(self) -> bool:
-        return bool(self.boxes or self.points)
+        return bool(self.boxes or self.points or (self.document and self.document.regions))
 
 
 def interpret(response: QwenResponse) -> Interpretation:
@@ -48,7 +49,12 @@ def interpret(response: QwenResponse) -> Interpretation:
             notes.append("JSON answer " + ("validated against the schema" if structured.valid
                                            else f"does not match the schema ({len(errors)} "
                                            "problem" + ("s" if len(errors) != 1 else "") + ")"))
+    document = None
+    if reading.doc is not None and response.answer:
+        document = parse_document(response.answer, reading.doc, response.images,
+                                  coords=reading.coords, model=response.model)
+        notes.extend(document.notes)
     return Interpretation(
         boxes=grounding.boxes, points=grounding.points, data=data, raw_data=raw_data,
-        errors=errors, notes=tuple(notes),
+        errors=errors, document=document, notes=tuple(notes),
     )
