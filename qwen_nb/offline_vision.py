@@ -56,14 +56,15 @@ def vision_answer(request: ChatRequest, rng: random.Random, colour_name: ColourN
 def _grounding(targets: list[str], images: tuple[PreparedImage, ...], points: bool,
                rng: random.Random, colour_name: ColourName) -> tuple[str, str]:
     items: list[dict[str, Any]] = []
-    thinking = ["I am the offline simulator: I outline the areas that differ from each "
-                "image's background and name them after the categories asked for."]
+    thinking = ["I am the offline simulator: I outline areas of one colour that differ from "
+                "each image's background and name them after the categories asked for "
+                "(by colour where a category names one)."]
     for number, image in enumerate(images or (None,), 1):
-        regions = (salient_regions(image, rng, colour_name) if image is not None
-                   else [(_random_box(rng), "")])
-        thinking.append(f"Image {number}: {len(regions)} distinct areas.")
-        for index, (box, colour) in enumerate(regions):
-            label = _pick_label(targets, colour, index)
+        regions = (salient_regions(image, rng, colour_name, by_colour=True)
+                   if image is not None else [(_random_box(rng), "")])
+        chosen = _match(targets, regions)
+        thinking.append(f"Image {number}: {len(regions)} distinct areas, {len(chosen)} named.")
+        for label, (box, colour) in chosen:
             item: dict[str, Any] = (
                 {"point_2d": [(box[0] + box[2]) // 2, (box[1] + box[3]) // 2]}
                 if points else {"bbox_2d": list(box)}
@@ -78,24 +79,35 @@ def _grounding(targets: list[str], images: tuple[PreparedImage, ...], points: bo
     return "\n".join(thinking), answer
 
 
-def _pick_label(targets: list[str], colour: str, index: int) -> str:
-    """The target whose words name this area's colour, else the targets in turn."""
+def _match(targets: list[str], regions: list[tuple[tuple[int, int, int, int], str]]
+           ) -> list[tuple[str, tuple[tuple[int, int, int, int], str]]]:
+    """Each target gets the largest area whose colour it names, else the largest left."""
+    left = list(regions)
+    chosen = []
     for target in targets:
-        if colour and any(word in colour.split() for word in target.lower().split()):
-            return target
-    return targets[index % len(targets)]
+        words = target.lower().split()
+        exact = [r for r in left if r[1] and r[1] in words]  # "yellow", not "light yellow"
+        loose = [r for r in left if r[1] and any(w in r[1].split() for w in words)]
+        pick = next(iter(exact + loose + left), None)
+        if pick is None:
+            break
+        left.remove(pick)
+        chosen.append((target, pick))
+    return chosen
 
 
-def salient_regions(image: PreparedImage | None, rng: random.Random, colour_name: ColourName
-                    ) -> list[tuple[tuple[int, int, int, int], str]]:
-    """Up to six (box in 0-1000, colour name) for the largest areas unlike the background."""
+def salient_regions(image: PreparedImage | None, rng: random.Random, colour_name: ColourName,
+                    *, by_colour: bool = False) -> list[tuple[tuple[int, int, int, int], str]]:
+    """Up to six (box in 0-1000, colour name) for the largest areas unlike the background;
+    `by_colour`: areas of one colour each (objects), else any unlike area (page blocks)."""
     picture = _decode(image)
     if picture is None:
         return [(_random_box(rng), "")]
     width = _GRID
     height = max(1, round(_GRID * picture.height / picture.width))
     small = picture.convert("RGB").resize((width, height))
-    pixels = list(small.getdata())
+    raw = small.tobytes()
+    pixels = [tuple(raw[i : i + 3]) for i in range(0, len(raw), 3)]
     background = max(set(pixels), key=pixels.count)
     differs = [_distance(p, background) > 60 for p in pixels]
     seen = [False] * len(pixels)
@@ -103,13 +115,16 @@ def salient_regions(image: PreparedImage | None, rng: random.Random, colour_name
     for start in range(len(pixels)):
         if not differs[start] or seen[start]:
             continue
-        cells = _flood(start, differs, seen, width, height)
+        cells = _flood(start, differs, seen, width, height,
+                       pixels if by_colour else None)
         if len(cells) < 3:
             continue
         xs = [c % width for c in cells]
         ys = [c // width for c in cells]
-        box = (min(xs) * 1000 // width, min(ys) * 1000 // height,
-               (max(xs) + 1) * 1000 // width, (max(ys) + 1) * 1000 // height)
+        # Edge cells blend with the background and fall out: grow by half a cell.
+        box = (max(0, (2 * min(xs) - 1) * 500 // width), max(0, (2 * min(ys) - 1) * 500 // height),
+               min(1000, (2 * max(xs) + 3) * 500 // width),
+               min(1000, (2 * max(ys) + 3) * 500 // height))
         mean = tuple(sum(pixels[c][k] for c in cells) // len(cells) for k in range(3))
         found.append((len(cells), box, mean))  # type: ignore[arg-type]
     found.sort(key=lambda entry: (-entry[0], entry[1]))
@@ -117,8 +132,9 @@ def salient_regions(image: PreparedImage | None, rng: random.Random, colour_name
     return regions or [(_random_box(rng), "")]
 
 
-def _flood(start: int, differs: list[bool], seen: list[bool], width: int, height: int
-           ) -> list[int]:
+def _flood(start: int, differs: list[bool], seen: list[bool], width: int, height: int,
+           pixels: list[tuple[int, ...]] | None = None) -> list[int]:
+    """The connected cells from `start` (of about its colour, when `pixels` is given)."""
     cells, queue = [], deque([start])
     seen[start] = True
     while queue:
@@ -128,7 +144,8 @@ def _flood(start: int, differs: list[bool], seen: list[bool], width: int, height
         for nx, ny in ((x - 1, y), (x + 1, y), (x, y - 1), (x, y + 1)):
             if 0 <= nx < width and 0 <= ny < height:
                 neighbour = ny * width + nx
-                if differs[neighbour] and not seen[neighbour]:
+                similar = pixels is None or _distance(pixels[neighbour], pixels[start]) <= 60
+                if differs[neighbour] and not seen[neighbour] and similar:
                     seen[neighbour] = True
                     queue.append(neighbour)
     return cells
@@ -163,30 +180,54 @@ def _document(mode: str, images: tuple[PreparedImage, ...], rng: random.Random,
               colour_name: ColourName) -> tuple[str, str]:
     regions = (salient_regions(images[0], rng, colour_name) if images
                else [(_random_box(rng), "")])
-    thinking = ("I am the offline simulator: I lay out a page with a title, a paragraph and "
-                f"a figure for each of the {len(regions)} distinct areas I found.")
-    title, text = (40, 30, 960, 90), (40, 100, 960, 160)
+    # Reading order: top to bottom, then left to right; the first block is the title, wide
+    # flat ones are text, the last is a table (of what was found), the rest are figures.
+    regions.sort(key=lambda region: (region[0][1] // 50, region[0][0]))
+    kinds = [_block_kind(index, len(regions), box) for index, (box, _) in enumerate(regions)]
+    thinking = ("I am the offline simulator: I lay out the page from the "
+                f"{len(regions)} distinct areas I found ({', '.join(kinds)}), top to bottom.")
+    rows = [(str(i), colour or "-") for i, (_, colour) in enumerate(regions, 1)]
+    blocks: list[str] = []
+    for kind, (box, _) in zip(kinds, regions, strict=True):
+        blocks.append(_block(mode, kind, box, rows))
     if mode == "html":
-        blocks = [f'<h1 data-bbox="{_bbox(title)}">Offline simulator page</h1>',
-                  f'<p data-bbox="{_bbox(text)}">Not a model\'s reading: the simulator marks '
-                  "the areas that differ from the background.</p>"]
-        blocks += [f'<div class="image" data-bbox="{_bbox(box)}"></div>'
-                   for box, _ in regions[:-1]]
-        table_box = regions[-1][0]
-        blocks.append(f'<table data-bbox="{_bbox(table_box)}"><tr><th>area</th><th>colour'
-                      "</th></tr>" + "".join(f"<tr><td>{i}</td><td>{colour or '-'}</td></tr>"
-                                             for i, (_, colour) in enumerate(regions, 1))
-                      + "</table>")
-        return thinking, "```html\n<html><body>\n" + "\n".join(blocks) + "\n</body></html>\n```"
-    lines = ["# Offline simulator page", "",
-             "Not a model's reading: the simulator marks the areas that differ from the "
-             "background.", ""]
-    for box, _ in regions[:-1]:
-        lines += [f"<!-- Image ({', '.join(map(str, box))}) -->", ""]
-    lines += [f"<!-- Table ({', '.join(map(str, regions[-1][0]))}) -->", "| area | colour |",
-              "|---|---|"]
-    lines += [f"| {i} | {colour or '-'} |" for i, (_, colour) in enumerate(regions, 1)]
-    return thinking, "\n".join(lines)
+        return thinking, ("```html\n<html><body>\n" + "\n".join(blocks)
+                          + "\n</body></html>\n```")
+    return thinking, "\n\n".join(blocks)
+
+
+def _block_kind(index: int, count: int, box: tuple[int, int, int, int]) -> str:
+    if index == 0:
+        return "title"
+    if index == count - 1 and count > 2:
+        return "table"
+    wide = (box[2] - box[0]) > 3 * (box[3] - box[1])
+    return "paragraph" if wide else "image"
+
+
+def _block(mode: str, kind: str, box: tuple[int, int, int, int],
+           rows: list[tuple[str, str]]) -> str:
+    """One QwenVL HTML element, or the Markdown for it."""
+    text = "Not a model's reading: the simulator marks the areas that differ from the page."
+    if mode == "html":
+        where = f'data-bbox="{_bbox(box)}"'
+        if kind == "title":
+            return f"<h1 {where}>Offline simulator page</h1>"
+        if kind == "paragraph":
+            return f"<p {where}>{text}</p>"
+        if kind == "image":
+            return f'<div class="image" {where}></div>'
+        cells = "".join(f"<tr><td>{area}</td><td>{colour}</td></tr>" for area, colour in rows)
+        return f"<table {where}><tr><th>area</th><th>colour</th></tr>{cells}</table>"
+    if kind == "title":
+        return "# Offline simulator page"
+    if kind == "paragraph":
+        return text
+    placeholder = f"<!-- {kind.title()} ({', '.join(map(str, box))}) -->"
+    if kind == "image":
+        return placeholder
+    table = ["| area | colour |", "|---|---|"] + [f"| {a} | {c} |" for a, c in rows]
+    return placeholder + "\n" + "\n".join(table)
 
 
 def _bbox(box: tuple[int, int, int, int]) -> str:

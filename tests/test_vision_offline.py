@@ -34,13 +34,25 @@ def test_grounding_offline_outlines_the_areas_and_names_them_by_colour():
     assert 100 <= points.points[0].x <= 500
 
 
+def page() -> Image.Image:
+    image = Image.new("RGB", (1000, 1400), "white")
+    image.paste((30, 60, 120), (80, 60, 920, 160))     # title band
+    image.paste((90, 90, 90), (80, 220, 920, 300))     # a line of text
+    image.paste((60, 150, 90), (80, 400, 480, 800))    # a figure
+    image.paste((0, 0, 0), (560, 400, 920, 800))       # a table
+    return image
+
+
 def test_documents_offline():
-    html = qwen_nb.ask("", scene(), doc="html", provider="offline")
+    html = qwen_nb.ask("", page(), doc="html", provider="offline")
     labels = [region.label for region in html.document.regions]
-    assert labels[:2] == ["title", "paragraph"] and "table" in labels
+    assert labels == ["title", "paragraph", "image", "table"]
+    title = html.document.regions[0]
+    assert abs(title.y1 - 60) <= 40 and abs(title.y2 - 160) <= 40
     assert html.document.tables()[0].columns.tolist() == ["area", "colour"]
-    markdown = qwen_nb.ask("", scene(), doc="markdown", provider="offline")
-    assert {region.label for region in markdown.document.regions} >= {"image", "table"}
+    markdown = qwen_nb.ask("", page(), doc="markdown", provider="offline")
+    assert [region.label for region in markdown.document.regions] == ["image", "table"]
+    assert markdown.document.markdown.startswith("# Offline simulator page")
 
 
 class Inventory(pydantic.BaseModel):
