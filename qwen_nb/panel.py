@@ -222,6 +222,14 @@ class Panel:
             placeholder="none",
             **text,
         )
+        self.ground_field = widgets.Text(
+            value="", description="Locate", placeholder='e.g. cat, red car (boxes drawn)', **text
+        )
+        self.answer_as_field = widgets.Dropdown(
+            options=[("text", ""), ("JSON", "json"), ("document: HTML", "html"),
+                     ("document: Markdown", "markdown")],
+            value="", description="Answer as", **text,
+        )
         self.system_field = widgets.Textarea(
             value=system or "", description="System prompt", placeholder="none", rows=2, **text
         )
@@ -249,6 +257,8 @@ class Panel:
                         self.temperature_field,
                         self.max_tokens_field,
                         self.thinking_budget_field,
+                        self.ground_field,
+                        self.answer_as_field,
                         self.system_field,
                         self.resend_images_field,
                         widgets.HBox([self.api_key_field, self.forget_key_button]),
@@ -515,6 +525,13 @@ class Panel:
             thinking_budget=_parse_number(self.thinking_budget_field.value, int, "Thinking budget"),
         )
 
+    def _vision_keywords(self) -> dict[str, Any]:
+        """Settings' Locate and Answer as, as the keywords ask(ground=, json=, doc=) takes."""
+        ground = self.ground_field.value.strip() or None
+        answer_as = self.answer_as_field.value
+        return {"ground": ground, "json": answer_as == "json",
+                "doc": answer_as if answer_as in ("html", "markdown") else None}
+
     # -- sending ----------------------------------------------------------------------------
 
     def send(self, prompt: str | None = None) -> bool:
@@ -536,12 +553,15 @@ class Panel:
                 settings.require_key()
                 options = self._options()
                 images = [image for item in attachments for image in item.images]
+                plan = api.vision_plan(self._vision_keywords(), len(images))
+                parts, options = api.with_vision([*images, text], options, plan)
                 request = api.build_request(
-                    [*images, text],
+                    parts,
                     model=settings.model,
                     system=self.system_field.value or None,
                     history=self.conversation.messages(resend_images=resend),
                     options=options,
+                    reading=plan.reading,
                 )
                 stream = api.open_stream(request, settings, **self._cache)
             except QwenError as error:

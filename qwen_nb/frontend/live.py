@@ -18,7 +18,14 @@ from typing import Any
 from .._errors import QwenError
 from .._terminal import inert
 from .._types import AnswerDelta, Finished, QwenResponse, StreamEvent, ThinkingDelta
-from ..render import CSS_CLASS, details_table, markdown_html, static_bundle, status_message
+from ..render import (
+    CSS_CLASS,
+    details_table,
+    markdown_html,
+    static_bundle,
+    status_message,
+    vision_answer_html,
+)
 from .feed import MESSAGE_OVERHEAD, markdown_boundary
 
 ANSWER, THINKING, DETAILS = 0, 1, 2
@@ -204,6 +211,12 @@ class GrowingText:
             self._send_tail(text)
             self._tail_text = text
 
+    def show_html(self, value: str) -> None:
+        """Show ready-made HTML instead of rendered text (an overlay, a parsed document)."""
+        self.reset()
+        self._tail = self._widgets.HTML(value=value, layout=self._layout, style=self._style)
+        self.box.children = (self._tail,)
+
     def _send_tail(self, text: str) -> None:
         value = self.render(text)
         if self._tail is None:
@@ -286,7 +299,11 @@ class LiveTabs:
 
     def show_final(self, response: QwenResponse) -> None:
         """The exact final texts: the answer rendered whole, the thinking completed."""
-        self.answer_text.reset(response.answer)
+        special = vision_answer_html(response)  # boxes drawn, a parsed page, checked JSON
+        if special is None:
+            self.answer_text.reset(response.answer)
+        else:
+            self.answer_text.show_html(special)
         self.thinking_text.show(response.thinking, force=True)
         self.details.value = details_table(response)
         warning = status_message(response)

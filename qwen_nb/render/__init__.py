@@ -20,6 +20,7 @@ from .bundle import (
     status_message,
     tabs_html,
     thinking_html,
+    vision_answer_html,
 )
 
 __all__ = [
@@ -36,4 +37,5 @@ __all__ = [
     "status_message",
     "tabs_html",
     "thinking_html",
+    "vision_answer_html",
 ]

@@ -233,10 +233,15 @@ def tabs_html(response: QwenResponse) -> str:
     return "".join(pieces)
 
 
-def _answer_body(response: QwenResponse) -> str:
-    from .vision import answer_html  # boxes, points, data, documents: drawn, JSON folded
+def vision_answer_html(response: QwenResponse) -> str | None:
+    """The Answer body for boxes, points, JSON data or a document (None: plain text)."""
+    from .vision import answer_html  # drawn overlays, parsed pages, JSON folded below
 
-    special = answer_html(response, markdown_html)
+    return answer_html(response, markdown_html)
+
+
+def _answer_body(response: QwenResponse) -> str:
+    special = vision_answer_html(response)
     if special is not None:
         return special
     return markdown_html(response.answer) or _no_answer_html(response)
