@@ -92,6 +92,11 @@ def __getattr__(name: str) -> Any:
     return value
 
 
+def __dir__() -> list[str]:
+    """The public API (lazy names included) plus what is loaded, so completion finds both."""
+    return sorted(set(__all__) | set(globals()))
+
+
 def _static_bundle(response: QwenResponse) -> tuple[dict, dict]:
     """A response's notebook display: render/ loads when the first one is shown."""
     from .render import static_bundle
