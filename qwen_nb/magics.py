@@ -2,17 +2,51 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 import shlex
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments
+from IPython.core.magic_arguments import argument, kwds, magic_arguments
 from traitlets import Bool, Float, Int, Unicode
 
 from ._errors import ImageError, InputError
 from ._types import DEFAULT_MAX_PIXELS, PromptPart
+
+QWEN_SUMMARY = """\
+Ask Qwen3-VL-32B-Thinking about text and images; the reply streams into Answer /
+Thinking / Details tabs and is stored in `_qwen` (and in --out NAME).
+
+  %%qwen [options]          the cell's text is the prompt
+  %qwen [options] PROMPT    a one-line prompt
+"""
+
+QWEN_EXAMPLES = """\
+examples:
+  %%qwen -i photo                  the image `photo`, then the text
+  What is unusual in this picture?
+
+  %%qwen                           {name} puts a variable where it is written
+  Compare {chart} with {photo}. The chart's title is {title}.
+
+  %%qwen --chat trip               later cells with --chat trip continue it
+  Plan one day in Kyoto for someone who likes gardens.
+
+writing prompts:
+  {name}, {name.attr} or {name[0]}: an image goes in at that place, any other value
+  as text. Other braces (JSON, {undefined}) are sent as written, {{name}} sends a
+  literal {name}, and --no-interpolate sends the whole cell as written. Braces inside
+  `code spans` and ``` fenced code blocks are always sent as written.
+  A prompt may end in ?: a %%qwen cell always reaches the model, and so does a
+  one-line %qwen What is in {photo}? (qwen_nb keeps IPython from reading that ? as a
+  help request). Only a bare %qwen? or %%qwen? shows this help.
+"""
+
+
+class _PlainHelp(argparse.RawDescriptionHelpFormatter):
+    """`%%qwen?` is read as text: argparse's layout, without IPython's reST `::` markup."""
 
 
 @magics_class
@@ -75,6 +109,8 @@ class QwenMagics(Magics):
         }
 
     @magic_arguments()
+    @kwds(description=QWEN_SUMMARY, epilog=QWEN_EXAMPLES, usage=argparse.SUPPRESS,
+          formatter_class=_PlainHelp)
     @argument(
         "-i",
         "--image",
@@ -102,25 +138,29 @@ class QwenMagics(Magics):
               help="Refuse a video estimated above this many visual tokens (default 24576).")
     @argument("-m", "--model", help="Model name.")
     @argument("-s", "--system", help="System prompt.")
-    @argument("-t", "--temperature", type=float, help="Sampling temperature (0 to 2).")
-    @argument("--top-p", type=float, help="Nucleus sampling (above 0, at most 1).")
-    @argument("--max-tokens", type=int, help="Upper limit on generated tokens.")
-    @argument("--seed", type=int, help="Sampling seed, where the provider supports it.")
+    @argument("-t", "--temperature", type=float, metavar="T", help="Sampling temperature (0 to 2).")
+    @argument("--top-p", type=float, metavar="P", help="Nucleus sampling (above 0, at most 1).")
+    @argument("--max-tokens", type=int, metavar="N", help="Upper limit on generated tokens.")
+    @argument("--seed", type=int, metavar="N",
+              help="Sampling seed, where the provider supports it.")
     @argument(
         "--thinking-budget",
         type=int,
+        metavar="N",
         help="Limit on thinking tokens (sent as thinking_budget where accepted).",
     )
-    @argument("--provider", help="Provider preset (e.g. aimlapi, dashscope, vllm, offline).")
-    @argument("--base-url", help="OpenAI-compatible base URL.")
-    @argument("--max-pixels", type=int, help="Pixel budget per image.")
-    @argument("--max-payload-mb", type=float,
+    @argument("--provider", metavar="NAME",
+              help="Provider preset (e.g. aimlapi, dashscope, vllm, offline).")
+    @argument("--base-url", metavar="URL", help="OpenAI-compatible base URL.")
+    @argument("--max-pixels", type=int, metavar="N", help="Pixel budget per image.")
+    @argument("--max-payload-mb", type=float, metavar="MB",
               help="Cap on all images of one request, in MB (default 20).")
-    @argument("--timeout", type=float, help="Read timeout between chunks, in seconds.")
-    @argument("--connect-timeout", type=float, help="Connect timeout, in seconds.")
+    @argument("--timeout", type=float, metavar="S", help="Read timeout between chunks, in seconds.")
+    @argument("--connect-timeout", type=float, metavar="S", help="Connect timeout, in seconds.")
     @argument(
         "--max-attempts",
         type=int,
+        metavar="N",
         help="Attempts for 429 / 5xx / refused connections (1: no retry).",
     )
     @argument(
@@ -169,13 +209,8 @@ class QwenMagics(Magics):
     @argument("prompt", nargs="*", help="With %%qwen on one line: the prompt.")
     @line_cell_magic
     def qwen(self, line: str, cell: str | None = None) -> None:
-        """Ask Qwen3-VL about the cell text and images; shows Answer / Thinking / Details.
-
-        The result is stored in `_qwen` (and in --out NAME). `{name}` in the text inserts
-        an image (at that place) or a value (as text) from the namespace; braces inside
-        `inline code` and fenced code blocks are sent as written. `%qwen PROMPT?` sends
-        the question mark with the prompt; `%qwen?` or `%%qwen?` alone shows this help.
-        """
+        """Ask Qwen3-VL (the full help, from QWEN_SUMMARY, the options and QWEN_EXAMPLES,
+        replaces this docstring: `%%qwen?`)."""
         if cell is None:
             # One line: only the options are shell-split; the prompt is sent as written,
             # so "%qwen What's in {img}" works and quotes, "--" and spacing survive.
