@@ -21,6 +21,16 @@ for _name in ("AIML_API_KEY", "AIMLAPI_API_KEY", "DASHSCOPE_API_KEY", "OPENROUTE
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
+def pytest_collection_modifyitems(config, items):
+    """The wheel test takes minutes and needs PyPI: it runs only when `-m` names it."""
+    if "wheel" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(reason="builds and installs the wheel; run with -m wheel")
+    for item in items:
+        if "wheel" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def fake_server():
     server = FakeServer(lifetime=3600).start()

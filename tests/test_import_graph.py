@@ -7,12 +7,12 @@ Every `import` counts, wherever it is written (module level, inside a function, 
 from __future__ import annotations
 
 import ast
-import os
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
-PACKAGE_DIR = Path(__file__).resolve().parent.parent / "qwen_nb"
+PACKAGE_DIR = Path(importlib.util.find_spec("qwen_nb").origin).parent  # what tests import
 
 
 def module_name(path: Path) -> str:
@@ -112,7 +112,6 @@ def test_a_response_shows_its_tabs_though_its_module_never_imports_the_renderer(
         "assert 'Thinking' in data['text/html']\n"
         "print(data['text/plain'])\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": str(PACKAGE_DIR.parent)})
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "bold" in result.stdout

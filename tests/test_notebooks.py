@@ -182,6 +182,8 @@ def test_auto_run_then_replay_with_the_server_stopped(tmp_path):
 def test_binder_files_install_the_package(tmp_path):
     """binder/requirements.txt resolves, and binder/postBuild installs qwen_nb into a fresh
     virtual environment (network: PyPI)."""
+    if not (ROOT / "qwen_nb").is_dir():
+        pytest.skip("binder/ installs from a source checkout; these tests run from a wheel")
     checkout = tmp_path / "checkout"  # pip builds in the source tree: keep the repo clean
     for name in ("binder", "qwen_nb"):
         shutil.copytree(ROOT / name, checkout / name,
