@@ -14,7 +14,6 @@ import json
 import math
 import random
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -287,7 +286,9 @@ class OfflineStream(EventStreamBase):
         self._stop = threading.Event()
         self._thinking: list[str] = []
         self._answer: list[str] = []
-        self._started = time.monotonic()
+        # The simulator reports its own schedule, not this run's wall clock, so a
+        # re-executed notebook shows the same figures.
+        self._clock = 0.0
         self._first_token: float | None = None
         self._usage = Usage()
         self._finish_reason: str | None = None
@@ -303,7 +304,6 @@ class OfflineStream(EventStreamBase):
 
     @property
     def response(self) -> QwenResponse:
-        now = time.monotonic()
         return QwenResponse(
             answer="".join(self._answer),
             thinking="".join(self._thinking),
@@ -311,10 +311,8 @@ class OfflineStream(EventStreamBase):
             finish_reason=self._finish_reason,
             model=self.model,
             request_id=self.request_id,
-            elapsed=now - self._started,
-            time_to_first_token=None
-            if self._first_token is None
-            else self._first_token - self._started,
+            elapsed=round(self._clock, 3),
+            time_to_first_token=None if self._first_token is None else round(self._first_token, 3),
             complete=self._complete,
             error=None if self._complete else "stopped",
             provider="offline",
@@ -323,7 +321,6 @@ class OfflineStream(EventStreamBase):
         )
 
     def _events(self) -> Iterator[StreamEvent]:
-        self._started = time.monotonic()
         thinking, answer = compose(self.request)
         opts = self.request.options
         # Budgets behave as on a real provider: thinking is cut at its budget, the whole
@@ -349,10 +346,11 @@ class OfflineStream(EventStreamBase):
                 raise Interrupted(
                     "Stopped by the user; the partial reply is kept.", response=self.response
                 )
+            self._clock += delay
             if not piece:
                 continue
             if self._first_token is None:
-                self._first_token = time.monotonic()
+                self._first_token = self._clock
             (self._thinking if kind is ThinkingDelta else self._answer).append(piece)
             yield kind(piece)
         reasoning = text_tokens(thinking)

@@ -22,12 +22,13 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 
 def pytest_collection_modifyitems(config, items):
-    """The wheel test takes minutes and needs PyPI: it runs only when `-m` names it."""
-    if "wheel" in (config.getoption("markexpr") or ""):
+    """Tests that install into fresh venvs take minutes and need PyPI: they run only when
+    `-m` names them (`.ci/run` runs `-m install` as its own step)."""
+    if "install" in (config.getoption("markexpr") or ""):
         return
-    skip = pytest.mark.skip(reason="builds and installs the wheel; run with -m wheel")
+    skip = pytest.mark.skip(reason="installs into a fresh venv from PyPI; run with -m install")
     for item in items:
-        if "wheel" in item.keywords:
+        if "install" in item.keywords:
             item.add_marker(skip)
 
 

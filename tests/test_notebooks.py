@@ -88,7 +88,37 @@ def offline_runs(tmp_path_factory):
     env = offline_env()
     env.update(DASHSCOPE_API_KEY=FAKE_KEY, OPENROUTER_API_KEY=FAKE_KEY)
     folder = tmp_path_factory.mktemp("offline")
+    copy_folder(folder)  # with the committed recordings, as execute.py runs in place
     return {name: run_copy(name, folder, env) for name in ALL}
+
+
+def copy_folder(target: Path) -> None:
+    shutil.copytree(NOTEBOOKS, target, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
+
+
+def comparable(text: str) -> str:
+    """A saved notebook with the ids of live widget models (random per kernel) blanked."""
+    return re.sub(r'"model_id": "[0-9a-f]{32}"', '"model_id": "-"', text)
+
+
+def test_executing_the_notebooks_again_gives_identical_files(offline_runs, tmp_path):
+    """notebooks/execute.py, run as a user runs it, reproduces every saved byte of the
+    first run (outputs, timings, cell ids), live widget ids aside; recordings unchanged."""
+    first = {name: comparable(path.read_text()) for name, (_, path) in offline_runs.items()}
+    folder = tmp_path / "again"
+    copy_folder(folder)
+    subprocess.run([sys.executable, str(folder / "execute.py")], check=True, timeout=900,
+                   env=offline_env(), capture_output=True)
+    again = {name: comparable((folder / name).read_text()) for name in ALL}
+    for name in ALL:
+        assert again[name] == first[name], f"{name} changed between two offline runs"
+    recordings = sorted(p.name for p in (NOTEBOOKS / ".qwen_cache").glob("*.json"))
+    for name in recordings:
+        assert (folder / ".qwen_cache" / name).read_bytes() == (
+            NOTEBOOKS / ".qwen_cache" / name).read_bytes()
+    ids = [cell.id for cell in nbformat.read(folder / ALL[0], as_version=4).cells]
+    assert ids == [cell.id for cell in nbformat.read(NOTEBOOKS / ALL[0], as_version=4).cells]
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -188,7 +218,7 @@ def test_binder_files_install_the_package(tmp_path):
     for name in ("binder", "qwen_nb"):
         shutil.copytree(ROOT / name, checkout / name,
                         ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(ROOT / name, checkout / name)
     requirements = checkout / "binder" / "requirements.txt"
     post_build = checkout / "binder" / "postBuild"
@@ -204,7 +234,7 @@ def test_binder_files_install_the_package(tmp_path):
     subprocess.run(["bash", post_build], check=True, env=env, cwd=checkout, timeout=600)
     check = subprocess.run(
         [python, "-c", "import qwen_nb, qwen_nb.api, qwen_nb.offline, qwen_nb.cache, "
-         "qwen_nb.render; print(qwen_nb.__version__)"],
+         "qwen_nb.render, numpy, matplotlib, nbclient; print(qwen_nb.__version__)"],
         check=True, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert check.stdout.strip()
 

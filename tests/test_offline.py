@@ -17,7 +17,7 @@ from qwen_nb._errors import Interrupted
 from qwen_nb._types import AnswerDelta, Finished, ThinkingDelta, UsageUpdate
 from qwen_nb.media.images import prepare_images
 from qwen_nb.offline import OfflineStream, colour_name
-from qwen_nb.render import markdown_html, static_bundle
+from qwen_nb.render import details_rows, markdown_html, static_bundle
 
 
 @pytest.fixture
@@ -121,6 +121,25 @@ def test_budgets_cut_like_a_provider(settings):
     assert short.finish_reason == "length" and len(short.answer) < len(full.answer)
     budget = events_of(request_for("Hi", thinking_budget=10), settings)[-1].response
     assert len(budget.thinking) <= 40 < len(full.thinking)
+
+
+def test_timings_are_the_simulators_schedule_not_the_wall_clock(settings):
+    """Saved notebooks show the same figures on every run, however slowly events are read."""
+    import time
+
+    from qwen_nb.offline import FIRST_TOKEN_SECONDS, STREAM_SECONDS
+
+    request = request_for("Time me", Image.new("RGB", (64, 64), "green"))
+    quick = events_of(request, settings)[-1].response
+    slow_events = []
+    for event in api.open_stream(request, settings, cache="off"):
+        slow_events.append(event)
+        if len(slow_events) in (1, 2):
+            time.sleep(0.3)  # a busy consumer: the wall clock moves on, the schedule does not
+    slow = slow_events[-1].response
+    assert quick.time_to_first_token == slow.time_to_first_token == FIRST_TOKEN_SECONDS
+    assert quick.elapsed == slow.elapsed == pytest.approx(STREAM_SECONDS, abs=0.01)
+    assert details_rows(quick) == details_rows(slow)
 
 
 def test_non_streaming_gives_the_same_reply(settings):

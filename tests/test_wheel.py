@@ -2,7 +2,7 @@
 no warnings, `twine check`, every tracked file under qwen_nb/ in the wheel, and the
 wheel installed (not editable) into a fresh venv passing the non-browser tests.
 
-Slow (minutes) and needs PyPI, so it is skipped unless selected: `pytest -m wheel`
+Slow (minutes) and needs PyPI, so it is skipped unless selected: `pytest -m install`
 (`.ci/run` runs it as its own step).
 """
 
@@ -22,7 +22,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-pytestmark = pytest.mark.wheel
+pytestmark = pytest.mark.install
 
 
 def tracked_files() -> list[str]:
@@ -126,7 +126,7 @@ def test_the_installed_wheel_passes_the_non_browser_tests(dist, tmp_path):
 
     tests = subprocess.run(
         [python, "-I", "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-         "-m", "not browser and not wheel", "tests"],
+         "-m", "not browser and not install", "tests"],
         cwd=run, env=env, capture_output=True, text=True, timeout=2400)
     summary = tests.stdout.strip().splitlines()[-1] if tests.stdout.strip() else ""
     assert tests.returncode == 0, tests.stdout[-6000:] + tests.stderr[-3000:]
