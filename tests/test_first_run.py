@@ -66,15 +66,14 @@ def serves_the_quickstart(run: list[str], cwd: Path, env: dict[str, str], log: P
         deadline = time.monotonic() + 180
         url = None
         while url is None and time.monotonic() < deadline and server.poll() is None:
-            found = re.search(r"(http://(?:127\.0\.0\.1|localhost):\d+)/lab\S*\?token=(\w+)",
-                              log.read_text())
+            found = re.search(r"(http://(?:127\.0\.0\.1|localhost):\d+)/lab/tree/(\S+?)"
+                              r"\?token=(\w+)", log.read_text())
             url = found and found.groups()
             time.sleep(0.5)
         assert url, f"JupyterLab did not start (exit {server.poll()}):\n{log.read_text()[-3000:]}"
-        base, token = url
-        request = urllib.request.Request(
-            f"{base}/api/contents/notebooks/01_quickstart.ipynb?content=0",
-            headers={"Authorization": f"token {token}"})
+        base, path, token = url  # the URL it prints (and opens) is the quickstart's
+        request = urllib.request.Request(f"{base}/api/contents/{path}?content=0",
+                                         headers={"Authorization": f"token {token}"})
         with urllib.request.urlopen(request, timeout=30) as answer:
             return json.load(answer)
     finally:
