@@ -56,6 +56,17 @@ def fresh_env(home: Path) -> dict[str, str]:
     return env
 
 
+def opened_url(log: str) -> tuple[str, str, str] | None:
+    """(base, path, token) of what JupyterLab hands the browser: the page it writes and
+    names in its log redirects to /lab/tree/PATH?token=TOKEN."""
+    page = re.search(r"file://(\S+-open\.html)", log)
+    if page is None or not Path(page.group(1)).exists():
+        return None
+    found = re.search(r"(http://(?:127\.0\.0\.1|localhost):\d+)/lab/tree/([^?\"']+)"
+                      r"\?token=(\w+)", Path(page.group(1)).read_text())
+    return found.groups() if found else None
+
+
 def serves_the_quickstart(run: list[str], cwd: Path, env: dict[str, str], log: Path) -> dict:
     """Start JupyterLab, wait (bounded) for its URL, fetch the quickstart through its API
     with the printed token, then stop it."""
@@ -66,12 +77,10 @@ def serves_the_quickstart(run: list[str], cwd: Path, env: dict[str, str], log: P
         deadline = time.monotonic() + 180
         url = None
         while url is None and time.monotonic() < deadline and server.poll() is None:
-            found = re.search(r"(http://(?:127\.0\.0\.1|localhost):\d+)/lab/tree/(\S+?)"
-                              r"\?token=(\w+)", log.read_text())
-            url = found and found.groups()
+            url = opened_url(log.read_text())
             time.sleep(0.5)
         assert url, f"JupyterLab did not start (exit {server.poll()}):\n{log.read_text()[-3000:]}"
-        base, path, token = url  # the URL it prints (and opens) is the quickstart's
+        base, path, token = url
         request = urllib.request.Request(f"{base}/api/contents/{path}?content=0",
                                          headers={"Authorization": f"token {token}"})
         with urllib.request.urlopen(request, timeout=30) as answer:
