@@ -57,14 +57,16 @@ def fresh_env(home: Path) -> dict[str, str]:
 
 
 def opened_url(log: str) -> tuple[str, str, str] | None:
-    """(base, path, token) of what JupyterLab hands the browser: the page it writes and
-    names in its log redirects to /lab/tree/PATH?token=TOKEN."""
-    page = re.search(r"file://(\S+-open\.html)", log)
-    if page is None or not Path(page.group(1)).exists():
+    """(base, path, token) of the notebook JupyterLab opens: for a file argument it writes
+    `jpserver-file-to-run-PID-open.html` next to the page its log names, which redirects
+    the browser to /lab/tree/PATH."""
+    server = re.search(r"(http://(?:127\.0\.0\.1|localhost):\d+)/lab\?token=(\w+)", log)
+    page = re.search(r"file://(\S+)/jpserver-(\d+)-open\.html", log)
+    if server is None or page is None:
         return None
-    found = re.search(r"(http://(?:127\.0\.0\.1|localhost):\d+)/lab/tree/([^?\"']+)"
-                      r"\?token=(\w+)", Path(page.group(1)).read_text())
-    return found.groups() if found else None
+    to_run = Path(page.group(1)) / f"jpserver-file-to-run-{page.group(2)}-open.html"
+    found = to_run.exists() and re.search(r"/lab/tree/([^?\"']+)", to_run.read_text())
+    return (server.group(1), found.group(1), server.group(2)) if found else None
 
 
 def serves_the_quickstart(run: list[str], cwd: Path, env: dict[str, str], log: Path) -> dict:
