@@ -41,7 +41,7 @@ def test_the_magic_alone_with_a_question_mark_still_shows_help(ip, server, cell,
         result = run_cell(ip, cell)
     assert result.error_in_exec is None
     assert shown, "IPython's help pager was asked to show something"
-    assert "%qwen [-i EXPR]" in shown[0] or "def qwen(" in shown[0]
+    assert "%qwen [options] PROMPT" in shown[0] or "def qwen(" in shown[0]
     assert server.requests == []
 
 
