@@ -74,7 +74,10 @@ def parse_time(value: Any) -> float | None:
     clock = re.fullmatch(r"(?:(\d+):)?(\d{1,2}):(\d{2}(?:[.,]\d+)?)", text)
     if clock:
         hours, minutes, seconds = clock.groups()
-        return int(hours or 0) * 3600 + int(minutes) * 60 + float(seconds.replace(",", "."))
+        second = float(seconds.replace(",", "."))
+        if second >= 60 or (hours is not None and int(minutes) >= 60):
+            return None  # 12:75 is not a time
+        return int(hours or 0) * 3600 + int(minutes) * 60 + second
     plain = re.fullmatch(rf"({_SECONDS})(?:{_UNIT})?", text)
     return float(plain.group(1)) if plain else None
 
@@ -207,7 +210,8 @@ def _label(line: str, span: tuple[int, int]) -> str:
     text = re.sub(r"^\s*(?:[-*+]|\d+[.)])\s+", "", text)
     text = re.sub(r"[*_`]+", "", text)
     text = re.sub(r"\s+", " ", text)
-    text = re.sub(r"\s+([.,;:!?])", r"\1", text).strip(" ,;:-–—")
+    text = re.sub(r"\s+([.,;:!?])", r"\1", text)
+    text = re.sub(r"([,;:])(?:\s*[,;:])+", r"\1", text).strip(" ,;:-–—")
     return _clip(text)
 
 
