@@ -175,6 +175,11 @@ class Settings:
     # Images travel base64-encoded inside the JSON body; providers refuse bodies much
     # larger than this, so a bigger request is refused here, naming the images to shrink.
     max_payload_bytes: int = 20_000_000
+    # Bounds against a broken or hostile server (each failure keeps the partial reply).
+    max_time: float = 1800.0  # the whole call, retries included
+    max_reply_chars: int = 8_000_000  # answer + thinking
+    max_line_chars: int = 16_000_000  # one SSE line
+    max_body_bytes: int = 32_000_000  # a non-streamed JSON body, after decompression
 
     @property
     def is_offline(self) -> bool:
@@ -283,7 +288,7 @@ def _env_float(name: str, env: Mapping[str, str]) -> float | None:
     try:
         return float(raw)
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number of seconds.") from None
+        raise ConfigError(f"{name}={raw!r} is not a number.") from None
 
 
 def _checked_key(key: Any) -> Secret | None:
@@ -327,6 +332,10 @@ def resolve_settings(
     max_attempts: int | None = None,
     max_retry_time: float | None = None,
     max_payload_mb: float | None = None,
+    max_time: float | None = None,
+    max_reply_mb: float | None = None,
+    max_line_mb: float | None = None,
+    max_body_mb: float | None = None,
     config: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
 ) -> Settings:
@@ -373,6 +382,8 @@ def resolve_settings(
     if attempts < 1:
         raise ConfigError(f"max_attempts must be at least 1, not {attempts}.")
     retry_time = _seconds("max_retry_time", retry_time, allow_zero=True)
+    total_time = _seconds("max_time", _pick(max_time, _env_float("QWEN_NB_MAX_TIME", env),
+                                            config.get("max_time"), 1800.0))
     return Settings(
         provider=preset,
         base_url=url,
@@ -382,21 +393,26 @@ def resolve_settings(
         read_timeout=float(read_timeout),
         max_attempts=attempts,
         max_retry_time=float(retry_time),
-        max_payload_bytes=_payload_cap(max_payload_mb, env, config),
+        max_payload_bytes=_megabytes("max_payload_mb", max_payload_mb, env, config, 20.0),
+        max_time=total_time,
+        max_reply_chars=_megabytes("max_reply_mb", max_reply_mb, env, config, 8.0),
+        max_line_chars=_megabytes("max_line_mb", max_line_mb, env, config, 16.0),
+        max_body_bytes=_megabytes("max_body_mb", max_body_mb, env, config, 32.0),
     )
 
 
-def _payload_cap(explicit: float | None, env: Mapping[str, str], config: Mapping[str, Any]
-                 ) -> int:
-    megabytes = _pick(explicit, _env_float("QWEN_NB_MAX_PAYLOAD_MB", env),
-                      config.get("max_payload_mb"), 20.0)
+def _megabytes(name: str, explicit: float | None, env: Mapping[str, str],
+               config: Mapping[str, Any], default: float) -> int:
+    """A size cap in bytes from `name` (explicit, QWEN_NB_<NAME>, %config, default)."""
+    megabytes = _pick(explicit, _env_float(f"QWEN_NB_{name.upper()}", env),
+                      config.get(name), default)
     try:
         megabytes = float(megabytes)
     except (TypeError, ValueError):
-        raise ConfigError(f"max_payload_mb must be a number of megabytes, not {megabytes!r}."
+        raise ConfigError(f"{name} must be a number of megabytes, not {megabytes!r}."
                           ) from None
     if not math.isfinite(megabytes) or megabytes <= 0:
-        raise ConfigError(f"max_payload_mb must be a positive number of megabytes, "
+        raise ConfigError(f"{name} must be a positive number of megabytes, "
                           f"not {megabytes}.")
     return int(megabytes * 1_000_000)
 

@@ -7,7 +7,9 @@ whatever dialect the provider speaks: `reasoning_content` (AIML API, DashScope),
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import time
 from typing import Any
 
@@ -113,18 +115,26 @@ def _partial_tag_suffix(text: str, tag: str) -> int:
 class ThinkTagSplitter:
     """Splits `content` text carrying `<think>...</think>` into thinking and answer.
 
-    Tags may be split across chunks, so a possible partial tag is held back until the next
-    piece decides it. Some servers send only the closing tag (the opening one was in the
-    prompt template): with `assume_thinking`, text before any tag counts as thinking, and
-    if no `</think>` ever comes it is handed back as the answer at `finish()`.
+    Only for servers that send no reasoning field. Tags may be split across chunks, so a
+    possible partial tag is held back until the next piece decides it, and so are newlines
+    at the end of the thinking (dropped before `</think>`). Nothing is moved after it was
+    emitted, so the deltas joined are exactly the final texts.
+
+    Some servers send only the closing tag (Qwen3-VL-Thinking's chat template puts
+    `<think>` in the prompt). With `assume_thinking` (a model named "...Thinking"), text
+    that does not open with `<think>` is held back until it is decided: a `</think>` makes
+    it thinking, the end of the reply without one makes it the answer (a plain reply). Without
+    `assume_thinking`, such text is the answer and any tag in it is text.
     """
 
     def __init__(self, *, assume_thinking: bool) -> None:
         self.assume_thinking = assume_thinking
-        self.mode = "start"  # start -> thinking -> answer
+        self.mode = "start"  # start -> thinking -> answer, or start -> answer
         self.saw_open = False
         self.saw_close = False
         self._held = ""
+        self._newlines = ""
+        self._undecided: list[str] = []  # assumed thinking, until </think> or the end
         self._thinking: list[str] = []
         self._answer: list[str] = []
         self._answer_started = False
@@ -136,6 +146,11 @@ class ThinkTagSplitter:
     @property
     def answer(self) -> str:
         return "".join(self._answer)
+
+    @property
+    def unclosed(self) -> bool:
+        """`<think>` opened and no `</think>` came (a reply cut short while thinking)."""
+        return self.mode == "thinking" and self.saw_open
 
     def feed(self, text: str) -> list[StreamEvent]:
         text = self._held + text
@@ -154,36 +169,37 @@ class ThinkTagSplitter:
                 else:
                     self.mode = "thinking" if self.assume_thinking else "answer"
                 continue
-            looking_for_close = not self.saw_close and (
-                self.mode == "thinking" or not self.saw_open
-            )
-            if looking_for_close:
-                index = text.find(CLOSE_TAG)
-                if index >= 0:
-                    before, text = text[:index], text[index + len(CLOSE_TAG) :]
-                    if self.mode == "answer":
-                        # A bare "</think>" after text we took for the answer: it was
-                        # thinking all along. Move it (views get the fix at the end).
-                        self._thinking.extend(self._answer)
-                        self._answer.clear()
-                        self._answer_started = False
-                    if before:
-                        self._thinking.append(before)
-                        events.append(ThinkingDelta(before))
-                    self.saw_close = True
-                    self.mode = "answer"
-                    continue
-                keep = _partial_tag_suffix(text, CLOSE_TAG)
-                if keep:
-                    text, self._held = text[:-keep], text[-keep:]
-            if text:
-                if self.mode == "thinking":
-                    self._thinking.append(text)
-                    events.append(ThinkingDelta(text))
-                else:
-                    events.extend(self._emit_answer(text))
+            if self.mode == "answer":
+                events.extend(self._emit_answer(text))
+                break
+            index = text.find(CLOSE_TAG)
+            if index >= 0:
+                before, text = text[:index], text[index + len(CLOSE_TAG) :]
+                if self._undecided:  # the guess held back is thinking after all
+                    before = "".join(self._undecided) + before
+                    self._undecided = []
+                self._emit_thinking(before, events)
+                self._newlines = ""
+                self.saw_close = True
+                self.mode = "answer"
+                continue
+            keep = _partial_tag_suffix(text, CLOSE_TAG)
+            if keep:
+                text, self._held = text[:-keep], text[-keep:]
+            if self.saw_open:
+                self._emit_thinking(text, events)
+            elif text:
+                self._undecided.append(text)
             break
         return events
+
+    def _emit_thinking(self, text: str, events: list[StreamEvent]) -> None:
+        text = self._newlines + text if self._thinking else text.lstrip("\n")
+        kept = text.rstrip("\n")
+        self._newlines = text[len(kept) :]
+        if kept:
+            self._thinking.append(kept)
+            events.append(ThinkingDelta(kept))
 
     def _emit_answer(self, text: str) -> list[StreamEvent]:
         if not self._answer_started:
@@ -195,20 +211,22 @@ class ThinkTagSplitter:
         return [AnswerDelta(text)]
 
     def finish(self) -> list[StreamEvent]:
-        """End of content: release held text; undo a thinking guess that never closed."""
+        """End of content: release held text (trailing newlines of the thinking go)."""
         events: list[StreamEvent] = []
         held, self._held = self._held, ""
+        if self.mode == "start" and held:
+            self.mode = "answer"
+        if self.mode == "thinking" and not self.saw_open:
+            # No </think> came: what was held back as a guess is a plain answer.
+            held = "".join(self._undecided) + held
+            self._undecided = []
+            self.mode = "answer"
         if held:
             if self.mode == "thinking":
-                self._thinking.append(held)
-                events.append(ThinkingDelta(held))
+                self._emit_thinking(held, events)
             else:
                 events.extend(self._emit_answer(held))
-        if self.mode == "thinking" and not self.saw_open and not self.saw_close:
-            self._answer = ["".join(self._thinking).lstrip("\n")]
-            self._thinking = []
-        if self.saw_open or self.saw_close:
-            self._thinking = ["".join(self._thinking).strip("\n")]
+        self._newlines = ""
         return events
 
 
@@ -230,9 +248,38 @@ def parse_usage(raw: Any) -> Usage | None:
     )
 
 
+_MAX_COUNT = 2**53  # no real count comes near; a bigger one is noise, not a token count
+
+
 def _count(value: Any) -> int | None:
-    """A token count, or None for anything that is not a plain whole number."""
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    """A token count, or None for anything that is not a plain, sane whole number."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _MAX_COUNT:
+        return value
+    return None
+
+
+def _money(value: Any) -> float | None:
+    """A cost or credit figure, or None for NaN, infinities, negatives and non-numbers."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) and number >= 0 else None
+
+
+def reasoning_text(value: Any, depth: int = 0) -> str | None:
+    """A reasoning field as text: a string, or an object / list of objects with `text`."""
+    if type(value) is str:
+        return value or None
+    if depth > 3:
+        return None
+    if isinstance(value, dict):
+        return reasoning_text(value.get("text", value.get("content")), depth + 1)
+    if isinstance(value, list):
+        return "".join(filter(None, (reasoning_text(v, depth + 1) for v in value))) or None
+    return None
 
 
 def _text(value: Any) -> str | None:
@@ -243,6 +290,18 @@ def parse_chunk(data: str) -> Any:
     """One SSE data payload as JSON; anything else is the provider's fault, not a crash."""
     try:
         return json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        if isinstance(exc, ValueError) and "integer string conversion" in str(exc):
+            # An integer too long for int() (a broken usage count): read it as "no count"
+            # rather than lose a reply that is otherwise fine.
+            return parse_chunk_with_huge_ints(data)
+        raise StreamError(f"The provider sent a malformed chunk: {data[:120]!r}") from None
+
+
+def parse_chunk_with_huge_ints(data: str) -> Any:
+    try:
+        return json.loads(data, parse_int=lambda digits: int(digits) if len(digits) < 100
+                          else None)
     except (ValueError, RecursionError):
         pass
     # Raised outside the except block: the decoder's error (whose `doc` is the whole,
@@ -261,9 +320,16 @@ class ChatAccumulator:
         self.finish_reason: str | None = None
         self.usage = Usage()
         self.cost_usd: float | None = None
+        self.credits_used: float | None = None
+        self.tokens_used: int | None = None
+        self.text_chars = 0  # answer + thinking received, for the reply-size cap
         self._reasoning: list[str] = []
+        # Once the server gave a reasoning field, `content` is the answer byte for byte:
+        # "<think>" in it is text. Tag splitting is only for servers that send none.
+        self._separated = False
+        self._raw_answer: list[str] = []
         self._content = ThinkTagSplitter(assume_thinking=assume_thinking)
-        self._content_seen = False
+        self._saw_delta = False
         self._finished = False
         self._refusal: list[str] = []
         # Every form of every key qwen_nb knows: a server that repeats one in a delta gets
@@ -282,7 +348,14 @@ class ChatAccumulator:
 
     @property
     def answer(self) -> str:
-        return self._content.answer
+        return self._content.answer + "".join(self._raw_answer)
+
+    @property
+    def notes(self) -> list[str]:
+        if self._finished and self._content.unclosed:
+            return ["the thinking opened with <think> and never closed: the reply has no "
+                    "answer (cut short by max_tokens?)"]
+        return []
 
     def handle_chunk(self, chunk: Any) -> list[StreamEvent]:
         """One parsed `chat.completion.chunk`; raises StreamError for an error event or
@@ -303,11 +376,17 @@ class ChatAccumulator:
             self.model = model
         events: list[StreamEvent] = []
         choices = chunk.get("choices")
-        for choice in choices if type(choices) is list else ():
-            if type(choice) is not dict or choice.get("index", 0) != 0:
+        for position, choice in enumerate(choices if type(choices) is list else ()):
+            # A choice without "index" is the one at its place in the list, never merged
+            # into choice 0 from elsewhere.
+            if type(choice) is not dict or choice.get("index", position) != 0:
                 continue
-            delta = choice.get("delta") or choice.get("message")
-            if type(delta) is dict:
+            delta = choice.get("delta")
+            if delta is None:
+                # A whole `message` (a non-streamed body, or a last chunk repeating the
+                # reply): used only when no delta brought text, so nothing is doubled.
+                delta = None if self._saw_delta else choice.get("message")
+            if delta and type(delta) is dict:
                 self._handle_delta(delta, events)
             finish_reason = choice.get("finish_reason")
             if finish_reason and type(finish_reason) is str:
@@ -322,18 +401,35 @@ class ChatAccumulator:
                 events.append(UsageUpdate(usage))
         meta = chunk.get("meta")
         if meta and isinstance(meta, dict) and isinstance(meta.get("usage"), dict):
-            spent = meta["usage"].get("usd_spent")
-            if isinstance(spent, (int, float)) and not isinstance(spent, bool):
-                self.cost_usd = float(spent)
+            self._read_meta(meta["usage"])
         return events
 
+    def _read_meta(self, usage: dict) -> None:
+        """AIML's `meta.usage`: usd_spent, credits_used, tokens_used (finite ones only)."""
+        spent = _money(usage.get("usd_spent"))
+        if spent is not None:
+            self.cost_usd = spent
+        credits = _money(usage.get("credits_used"))
+        if credits is not None:
+            self.credits_used = credits
+        tokens = _count(usage.get("tokens_used"))
+        if tokens is not None:
+            self.tokens_used = tokens
+
     def _handle_delta(self, delta: dict, events: list[StreamEvent]) -> None:
-        reasoning = _text(delta.get("reasoning_content")) or _text(delta.get("reasoning"))
+        self._saw_delta = True
+        reasoning = delta.get("reasoning_content")
+        if type(reasoning) is not str:
+            reasoning = reasoning_text(reasoning) or reasoning_text(delta.get("reasoning"))
+        elif not reasoning:
+            reasoning = reasoning_text(delta.get("reasoning"))
         if reasoning:
             if self.first_token_at is None:
                 self.first_token_at = time.monotonic()
             if len(reasoning) >= MIN_KEY_LENGTH and self._secrets:
                 reasoning = self._hidden(reasoning)
+            self._separated = True
+            self.text_chars += len(reasoning)
             self._reasoning.append(reasoning)
             events.append(ThinkingDelta(reasoning))
         refusal = delta.get("refusal")
@@ -345,15 +441,14 @@ class ChatAccumulator:
         if content and type(content) is str:
             if self.first_token_at is None:
                 self.first_token_at = time.monotonic()
-            if not self._content_seen:
-                self._content_seen = True
-                # Once a reasoning field was used, content is the answer, unless it
-                # opens with <think> itself.
-                if self._reasoning:
-                    self._content.assume_thinking = False
             if len(content) >= MIN_KEY_LENGTH and self._secrets:
                 content = self._hidden(content)
-            events.extend(self._content.feed(content))
+            self.text_chars += len(content)
+            if self._separated:
+                self._raw_answer.append(content)
+                events.append(AnswerDelta(content))
+            else:
+                events.extend(self._content.feed(content))
 
     def _mark_first_token(self) -> None:
         if self.first_token_at is None:
@@ -371,7 +466,10 @@ class ChatAccumulator:
         now = time.monotonic()
         usage = self.usage
         if self.cost_usd is not None and usage.cost_usd is None:
-            usage = Usage(**{**usage.__dict__, "cost_usd": self.cost_usd})
+            usage = dataclasses.replace(usage, cost_usd=self.cost_usd)
+        if self.credits_used is not None or self.tokens_used is not None:
+            usage = dataclasses.replace(usage, credits_used=self.credits_used,
+                                        tokens_used=self.tokens_used)
         fields: dict[str, Any] = {
             "answer": self.answer,
             "thinking": self.thinking,
@@ -417,7 +515,7 @@ def parse_error_body(body: bytes) -> tuple[str, str | None]:
     or AIML's `{"message", "statusCode", "requestId"}`; plain text otherwise."""
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to parse
         text = redact(body.decode("utf-8", "replace")).strip()
         return (text[:300] or "(empty response body)"), None
     request_id = None

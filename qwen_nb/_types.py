@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -15,7 +16,12 @@ from typing import Any
 # Qwen3-VL sees the image as 16 px patches merged 2 x 2: one visual token per 32 x 32 unit.
 QWEN3_VL_UNIT = 32
 DEFAULT_MAX_PIXELS = 1280 * QWEN3_VL_UNIT * QWEN3_VL_UNIT
-DEFAULT_MIN_PIXELS = 4 * QWEN3_VL_UNIT * QWEN3_VL_UNIT
+# The released Qwen3-VL processor (preprocessor_config.json: size.shortest_edge 65,536,
+# size.longest_edge 16,777,216, in pixels) enlarges or shrinks every image into this range
+# on the server, so planning inside it makes the size sent the size the model sees.
+QWEN3_VL_MIN_PIXELS = 65_536  # 64 visual tokens
+QWEN3_VL_MAX_PIXELS = 16_777_216  # 16,384 visual tokens
+DEFAULT_MIN_PIXELS = QWEN3_VL_MIN_PIXELS
 
 
 @dataclass(frozen=True)
@@ -38,7 +44,7 @@ class PreparedImage:
         if self.sent_size is None:
             return None
         width, height = self.sent_size
-        return max(1, round(width / QWEN3_VL_UNIT)) * max(1, round(height / QWEN3_VL_UNIT))
+        return math.ceil(width / QWEN3_VL_UNIT) * math.ceil(height / QWEN3_VL_UNIT)
 
     @property
     def has_payload(self) -> bool:
@@ -243,6 +249,9 @@ class Usage:
     reasoning_tokens: int | None = None
     total_tokens: int | None = None
     cost_usd: float | None = None
+    # AIML API's own accounting (meta.usage), shown beside the cost.
+    credits_used: float | None = None
+    tokens_used: int | None = None
 
 
 # --- stream events -------------------------------------------------------------------

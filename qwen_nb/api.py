@@ -321,7 +321,8 @@ def resolve_video_encoding(video_as: str | None, settings: Settings) -> str:
 
 # The keywords of ask() / stream() / batch(), by where each one goes.
 SETTINGS_KEYWORDS = ("provider", "base_url", "model", "api_key", "timeout", "connect_timeout",
-                     "max_attempts", "max_retry_time", "max_payload_mb")
+                     "max_attempts", "max_retry_time", "max_payload_mb", "max_time",
+                     "max_reply_mb", "max_line_mb", "max_body_mb")
 REQUEST_KEYWORDS = ("system", "max_pixels", "inline_urls", "history", "video_as",
                     "max_video_tokens")
 OPTION_KEYWORDS = ("temperature", "top_p", "max_tokens", "seed", "thinking_budget", "stream")
@@ -400,8 +401,10 @@ def ask(
     """Ask the model about `images` (PIL images, arrays, figures, paths, URLs...).
 
     Options: model, system, provider, base_url, api_key, timeout, connect_timeout,
-    max_attempts, max_retry_time, max_payload_mb, temperature, top_p, max_tokens, seed,
-    thinking_budget, max_pixels, inline_urls, stream, video_as, max_video_tokens; and
+    max_attempts, max_retry_time, max_payload_mb, max_time (seconds for the whole call),
+    max_reply_mb, max_line_mb, max_body_mb (caps against broken servers), temperature,
+    top_p, max_tokens, seed, thinking_budget, max_pixels, inline_urls, stream, video_as,
+    max_video_tokens; and
     ground= ("cat, red car": boxes in `.boxes`), points=True, coords= (auto, relative,
     absolute), json=True, schema= (pydantic model or JSON-schema dict: `.data`),
     strict=True, doc= ("html" or "markdown": `.document`). `video`: a path, bytes, a

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 import re
 import threading
@@ -294,6 +295,11 @@ class Cache:
             ) from None
         if not isinstance(data, dict) or data.get("key") != key or "response" not in data:
             return None
+        problem = entry_problem(data)
+        if problem is not None:
+            raise ConfigError(
+                f"The cache entry {path} is corrupt ({problem}); delete it to record it again."
+            )
         return CacheEntry(data)
 
     def save(self, request: ChatRequest, entry: CacheEntry) -> Path:
@@ -308,9 +314,62 @@ class Cache:
             return path
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        temporary.write_text(entry.dumps(), encoding="utf-8")
-        os.replace(temporary, path)
+        try:
+            temporary.write_text(entry.dumps(), encoding="utf-8")
+            os.replace(temporary, path)
+        except BaseException:
+            # A full disk or a read-only folder: no half-written file is left behind.
+            temporary.unlink(missing_ok=True)
+            raise
         return path
+
+
+_TEXT_FIELDS = ("answer", "thinking")
+_OPTIONAL_TEXT_FIELDS = ("finish_reason", "model", "request_id", "provider", "refusal")
+_OPTIONAL_NUMBER_FIELDS = ("elapsed", "time_to_first_token")
+
+
+def entry_problem(data: dict[str, Any]) -> str | None:
+    """What is wrong with a parsed entry's types (a hand edit, a bad merge), or None: checked
+    on load, so replay and rendering never meet a wrong type."""
+    if not isinstance(data.get("recorded", ""), str):
+        return "recorded is not a string"
+    reply = data["response"]
+    if not isinstance(reply, dict):
+        return "response is not an object"
+    for name in _TEXT_FIELDS:
+        if not isinstance(reply.get(name, ""), str):
+            return f"response.{name} is not a string"
+    for name in _OPTIONAL_TEXT_FIELDS:
+        if not isinstance(reply.get(name), (str, type(None))):
+            return f"response.{name} is not a string"
+    for name in _OPTIONAL_NUMBER_FIELDS:
+        if not _is_number(reply.get(name), optional=True):
+            return f"response.{name} is not a number"
+    usage = reply.get("usage") or {}
+    if not isinstance(usage, dict):
+        return "response.usage is not an object"
+    for name, value in usage.items():
+        if name in Usage.__dataclass_fields__ and not _is_number(value, optional=True):
+            return f"response.usage.{name} is not a number"
+    notes = reply.get("notes") or []
+    if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
+        return "response.notes is not a list of strings"
+    timing = data.get("timing") or []
+    if not isinstance(timing, list) or not all(isinstance(t, str) for t in timing):
+        return "timing is not a list of strings"
+    for line in timing:
+        try:
+            _parse_timing(line)
+        except ConfigError:
+            return f"timing line {line!r} is broken"
+    return None
+
+
+def _is_number(value: Any, *, optional: bool) -> bool:
+    if value is None:
+        return optional
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _same_reply(old: CacheEntry, new: CacheEntry) -> bool:

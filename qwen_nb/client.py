@@ -11,6 +11,7 @@ import contextvars
 import datetime
 import email.utils
 import json
+import math
 import random
 import socket
 import threading
@@ -18,7 +19,14 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from ._config import Secret, Settings
+from ._bodies import (
+    ACCEPT_ENCODING,
+    ERROR_BODY_CAP,
+    BodyTooLargeError,
+    decoded,
+    read_capped,
+)
+from ._config import Secret, Settings, redact_url
 from ._errors import (
     APIConnectionError,
     APIError,
@@ -156,6 +164,11 @@ _DROPPABLE_FIELDS = (
     ("response_format", ("response_format", "response format", "json_schema", "json_object",
                          "structured output"), False,
      "the provider refused response_format; sent without it (the prompt asks for the JSON)"),
+    # OpenRouter's thinking budget, and the usage request: strict servers answer 422.
+    ("reasoning", ("reasoning",), True,
+     "the provider does not accept reasoning; sent without it"),
+    ("stream_options", ("stream_options", "stream options"), True,
+     "the provider does not accept stream_options; sent without it; usage may be missing"),
 )
 _NOT_KNOWN_WORDS = (
     "unrecognized", "unrecognised", "unknown", "unsupported", "not supported", "extra",
@@ -202,6 +215,8 @@ class ResponseStream(EventStreamBase):
         self.video_encoding: str | None = None
         self.cost_usd: float | None = None
         self.complete = False
+        self._expired = threading.Event()  # --max-time ran out
+        self._deadline = 0.0
 
     # -- public -------------------------------------------------------------------------
 
@@ -216,6 +231,14 @@ class ResponseStream(EventStreamBase):
     def close(self) -> None:
         """Stop now, from any thread: wakes a blocked read and frees the connection."""
         self._stop.set()
+        self._wake()
+
+    def _expire(self) -> None:
+        """The --max-time watchdog: end a read that is waiting on a silent server."""
+        self._expired.set()
+        self._wake()
+
+    def _wake(self) -> None:
         response = self._response
         if response is None or response.is_closed:
             # A closed response (its body fully read) has given its connection back to the
@@ -245,7 +268,7 @@ class ResponseStream(EventStreamBase):
                 v.with_encoding(self.video_encoding) if self.video_encoding else v
                 for v in self.request.videos
             ),
-            "notes": tuple(self.notes),
+            "notes": (*self.notes, *self._accumulator.notes),
             "complete": self.complete,
         }
         response = self._accumulator.snapshot(**{**fields, **extra})
@@ -277,11 +300,27 @@ class ResponseStream(EventStreamBase):
         return error
 
     def _events(self) -> Iterator[StreamEvent]:
+        settings = self.settings
+        self._deadline = time.monotonic() + settings.max_time
+        watchdog = threading.Timer(settings.max_time, self._expire)
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            yield from self._reply_events()
+        finally:
+            watchdog.cancel()
+
+    def _reply_events(self) -> Iterator[StreamEvent]:
         import httpx
 
-        payload = build_payload(
-            self.request, thinking_budget_param=self.settings.provider.thinking_budget_param
-        )
+        settings = self.settings
+        provider = settings.provider
+        payload = build_payload(self.request, thinking_budget_param=provider.thinking_budget_param)
+        if self.request.options.thinking_budget is not None and not provider.thinking_budget_param:
+            self.notes.append(
+                f"--thinking-budget was not sent: the {provider.name} preset has no thinking "
+                "budget parameter (set it on the server, if it has one)"
+            )
         try:
             response = self._connect(payload)
         except QwenError as error:
@@ -289,33 +328,63 @@ class ResponseStream(EventStreamBase):
         self._response = response
         done = False
         chunks: Iterator[bytes] | None = None
+        accumulator = self._accumulator
         try:
-            streamed = self.request.options.stream and not response.headers.get(
-                "content-type", ""
-            ).startswith("application/json")
+            content_type = response.headers.get("content-type", "").lower()
+            if content_type.startswith(("text/html", "application/xhtml")):
+                raise html_page_error(response.status_code, settings.base_url)
+            chunks = decoded(response.iter_raw(), response.headers.get("content-encoding"))
+            streamed = self.request.options.stream and not content_type.startswith(
+                "application/json"
+            )
             if streamed:
-                decoder = SSEDecoder()
-                chunks = response.iter_bytes()
+                decoder = SSEDecoder(settings.max_line_chars)
+                max_reply, deadline = settings.max_reply_chars, self._deadline
+                first = True
                 for raw in chunks:
+                    if first:
+                        first = False
+                        if looks_like_html(raw):
+                            raise html_page_error(response.status_code, settings.base_url)
                     for data in decoder.decode(raw):
                         if data == "[DONE]":
                             done = True
                             break
-                        yield from self._accumulator.handle_chunk(parse_chunk(data))
+                        yield from accumulator.handle_chunk(parse_chunk(data))
                     if done:
                         break
+                    if accumulator.text_chars > max_reply:
+                        raise reply_too_large(max_reply)
                     if self._stop.is_set():
                         raise Interrupted(STOPPED)
-                if not done:
+                    if time.monotonic() > deadline:
+                        self._expired.set()
+                        break
+                if not done and not self._expired.is_set():
                     for data in decoder.flush():
-                        if data != "[DONE]":
-                            yield from self._accumulator.handle_chunk(parse_chunk(data))
+                        if data == "[DONE]":
+                            done = True
+                        else:
+                            yield from accumulator.handle_chunk(parse_chunk(data))
             else:
                 # Also a server that ignored "stream": true and sent one JSON body.
-                body = response.read().decode("utf-8", "replace")
-                yield from self._accumulator.handle_chunk(parse_chunk(body))
+                body, more = read_capped(chunks, settings.max_body_bytes)
+                if more:
+                    raise BodyTooLargeError(
+                        f"The server's reply is larger than {settings.max_body_bytes / 1e6:g} MB "
+                        "(after decompression); it was not read further. Raise the cap with "
+                        "QWEN_NB_MAX_BODY_MB or max_body_mb= if such replies are expected."
+                    )
+                if looks_like_html(body):
+                    raise html_page_error(response.status_code, settings.base_url)
+                yield from accumulator.handle_chunk(parse_chunk(body.decode("utf-8", "replace")))
+                if accumulator.text_chars > settings.max_reply_chars:
+                    raise reply_too_large(settings.max_reply_chars)
                 done = True
-            yield from self._accumulator.finish()
+            if self._expired.is_set() and not done:
+                yield from self._after_deadline()
+                return
+            yield from accumulator.finish()
             if self._stop.is_set() and not done:
                 raise Interrupted(STOPPED)
             if not done and self._accumulator.finish_reason is None:
@@ -331,6 +400,9 @@ class ResponseStream(EventStreamBase):
         except KeyboardInterrupt:
             raise self._fail(Interrupted(INTERRUPTED)) from None
         except httpx.TimeoutException:
+            if self._expired.is_set() or accumulator.finish_reason is not None:
+                yield from self._after_deadline(read_timeout=not self._expired.is_set())
+                return
             raise self._fail(
                 APITimeoutError(
                     f"Read timeout: no data from the server for {self.settings.read_timeout:g} s "
@@ -342,6 +414,9 @@ class ResponseStream(EventStreamBase):
         except (httpx.HTTPError, OSError) as exc:
             if self._stop.is_set():
                 raise self._fail(Interrupted(STOPPED)) from None
+            if self._expired.is_set():
+                yield from self._after_deadline()
+                return
             if self._accumulator.finish_reason is not None:
                 # The model had finished; only the usage chunk or [DONE] was lost.
                 self.notes.append(
@@ -364,6 +439,28 @@ class ResponseStream(EventStreamBase):
             else:
                 response.close()
 
+    def _after_deadline(self, *, read_timeout: bool = False) -> Iterator[StreamEvent]:
+        """--max-time ran out, or the server went silent: complete if the model had already
+        finished (only the usage chunk or [DONE] was still due), else a failure."""
+        yield from self._accumulator.finish()
+        if self._accumulator.finish_reason is not None:
+            waited = "the read timeout" if read_timeout else "--max-time"
+            self.notes.append(
+                f"the server went silent after the finish reason ({waited} ended the wait); "
+                "usage may be missing"
+            )
+            self.complete = True
+            yield Finished(self._snapshot())
+            return
+        raise self._fail(
+            APITimeoutError(
+                f"The reply took longer than --max-time ({self.settings.max_time:g} s) and was "
+                "ended there; the partial reply is kept. Allow longer with --max-time SECONDS, "
+                "QWEN_NB_MAX_TIME, %config QwenMagics.max_time or ask(max_time=...).",
+                kind="total",
+            )
+        )
+
     def _connect(self, payload: dict[str, Any]) -> httpx.Response:
         """Send the request; retry 429 / 5xx / refused or reset connections while no byte
         of a reply has arrived, within max_attempts and max_retry_time."""
@@ -378,6 +475,7 @@ class ResponseStream(EventStreamBase):
         headers = httpx.Headers(
             {
                 "Accept": "text/event-stream" if payload.get("stream") else "application/json",
+                "Accept-Encoding": ACCEPT_ENCODING,
                 "Content-Type": "application/json",
             }
         )
@@ -403,6 +501,8 @@ class ResponseStream(EventStreamBase):
                 response = http.send(
                     http.build_request("POST", url, content=body, headers=headers, timeout=timeout),
                     stream=True,
+                    # A redirect would carry the key to wherever the server points: never.
+                    follow_redirects=False,
                 )
             except (httpx.ConnectTimeout, httpx.PoolTimeout):
                 error = APITimeoutError(
@@ -427,6 +527,20 @@ class ResponseStream(EventStreamBase):
                     "QWEN_NB_TIMEOUT.",
                     kind="read",
                 ) from None
+            except httpx.RemoteProtocolError as exc:
+                if "disconnected" not in str(exc).lower():
+                    # Not HTTP a client can read (e.g. headers over httpcore's 100 KB limit):
+                    # the same server would answer the same way, so it is not retried.
+                    raise StreamError(
+                        f"The server's reply is not valid HTTP ({_short(exc, key)}; oversized "
+                        "or malformed response headers?). It was not retried. Check that the "
+                        f"base URL {settings.base_url} is an OpenAI-compatible server."
+                    ) from None
+                error = APIConnectionError(
+                    f"Could not reach {settings.base_url} ({type(exc).__name__}: "
+                    f"{_short(exc, key)}). Check the base URL, that the server is running, "
+                    "and the network."
+                )
             except httpx.TransportError as exc:  # refused, reset, DNS, closed before a byte
                 if self._stop.is_set():
                     raise Interrupted("Stopped before the reply started.") from None
@@ -441,9 +555,15 @@ class ResponseStream(EventStreamBase):
                 if 200 <= response.status_code < 300:
                     self._read_headers(response)
                     return response
+                if 300 <= response.status_code < 400:
+                    response.close()
+                    raise redirect_error(response, url)
                 try:
-                    raw = response.read()
-                except httpx.HTTPError:
+                    raw, _ = read_capped(
+                        decoded(response.iter_raw(), response.headers.get("content-encoding")),
+                        ERROR_BODY_CAP,
+                    )
+                except (httpx.HTTPError, StreamError):
                     raw = b""
                 except KeyboardInterrupt:
                     raise Interrupted("Interrupted before the reply started.") from None
@@ -493,11 +613,14 @@ class ResponseStream(EventStreamBase):
                     raise error
                 retry_after = response.headers.get("retry-after")
             delay = retry_delay(self.attempts, retry_after)
-            if self._backoff is not None and isinstance(error, RateLimitError):
-                self._backoff.pause(delay)
-            time_left = settings.max_retry_time - (time.monotonic() - started)
+            now = time.monotonic()
+            time_left = min(settings.max_retry_time - (now - started), self._deadline - now)
             if self.attempts >= settings.max_attempts or delay > time_left:
                 raise self._gave_up(error, delay, time_left, retry_after)
+            if self._backoff is not None and isinstance(error, RateLimitError):
+                # Only a pause this call will wait out itself (so at most max_retry_time)
+                # is shared: one Retry-After: 99999 must not stall every batch worker.
+                self._backoff.pause(delay)
             try:
                 if self._stop.wait(delay):
                     raise Interrupted("Stopped while waiting to retry.")
@@ -510,9 +633,11 @@ class ResponseStream(EventStreamBase):
         spent = response.headers.get("x-aimlapi-usd-spent")
         if spent:
             try:
-                self.cost_usd = float(spent)
+                cost = float(spent)
             except ValueError:
-                pass
+                cost = math.nan
+            if math.isfinite(cost) and cost >= 0:  # never "$nan"
+                self.cost_usd = cost
         request_id = response.headers.get("x-request-id")
         if request_id and not self._accumulator.request_id:
             self._accumulator.request_id = redact(request_id)
@@ -536,6 +661,46 @@ class ResponseStream(EventStreamBase):
             error.message += extra
             error.args = (error.message,)
         return error
+
+
+def html_page_error(status: int, base_url: str) -> APIError:
+    return APIError(
+        f"The server answered with an HTML page (HTTP {status}), not a chat completion: a "
+        "login or captive-portal page, or a base URL that points at a web site? Check the "
+        f"base URL ({redact_url(base_url)}) and the network.",
+        status_code=status,
+    )
+
+
+def looks_like_html(start: bytes) -> bool:
+    """True for a body that opens like a web page (servers often omit the content type)."""
+    head = start[:256].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    return head.startswith((b"<!doctype html", b"<html", b"<head", b"<body"))
+
+
+def redirect_error(response: httpx.Response, url: str) -> APIError:
+    """A 3xx as an error that says where it pointed; the redirect is never followed."""
+    import httpx
+
+    location = response.headers.get("location", "")
+    try:
+        target = redact(redact_url(str(httpx.URL(url).join(location)))) if location else "nowhere"
+    except httpx.InvalidURL:
+        target = "an unreadable address"
+    return APIError(
+        f"The server answered with a redirect (HTTP {response.status_code}) to {target}. "
+        "qwen_nb does not follow redirects, so the API key was not sent there. If that is "
+        "the right server, use its address as the base URL.",
+        status_code=response.status_code,
+    )
+
+
+def reply_too_large(cap: int) -> StreamError:
+    return StreamError(
+        f"The reply passed {cap / 1e6:g} MB of text (answer + thinking) and was cut there; "
+        "the partial reply is kept. Raise the cap with QWEN_NB_MAX_REPLY_MB or "
+        "max_reply_mb= if such replies are expected."
+    )
 
 
 STOPPED = "Stopped by the user; the partial reply is kept."

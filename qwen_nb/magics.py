@@ -80,6 +80,16 @@ class QwenMagics(Magics):
     max_payload_mb = Float(0.0, help="Cap on the images in one request, MB (0: default 20).").tag(
         config=True
     )
+    max_time = Float(0.0, help="Limit on the whole call, seconds (0: default 1800).").tag(
+        config=True
+    )
+    max_reply_mb = Float(0.0, help="Cap on answer + thinking text, MB (0: default 8).").tag(
+        config=True
+    )
+    max_line_mb = Float(0.0, help="Cap on one stream line, MB (0: default 16).").tag(config=True)
+    max_body_mb = Float(0.0, help="Cap on a non-streamed reply body, MB (0: default 32).").tag(
+        config=True
+    )
     inline_urls = Bool(False, help="Fetch http(s) images and send them inline.").tag(config=True)
     cache_mode = Unicode(
         "",
@@ -106,6 +116,10 @@ class QwenMagics(Magics):
             "max_attempts": self.max_attempts or None,
             "max_retry_time": self.max_retry_time if self.max_retry_time >= 0 else None,
             "max_payload_mb": self.max_payload_mb or None,
+            "max_time": self.max_time or None,
+            "max_reply_mb": self.max_reply_mb or None,
+            "max_line_mb": self.max_line_mb or None,
+            "max_body_mb": self.max_body_mb or None,
         }
 
     @magic_arguments()
@@ -157,6 +171,8 @@ class QwenMagics(Magics):
               help="Cap on all images of one request, in MB (default 20).")
     @argument("--timeout", type=float, metavar="S", help="Read timeout between chunks, in seconds.")
     @argument("--connect-timeout", type=float, metavar="S", help="Connect timeout, in seconds.")
+    @argument("--max-time", type=float, metavar="S",
+              help="Limit on the whole call, in seconds (default 1800); the partial is kept.")
     @argument(
         "--max-attempts",
         type=int,
@@ -306,6 +322,7 @@ class QwenMagics(Magics):
             connect_timeout=args.connect_timeout,
             max_attempts=args.max_attempts,
             max_payload_mb=args.max_payload_mb,
+            max_time=args.max_time,
             config=self.config_values(),
         )
 

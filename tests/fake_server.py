@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -80,6 +80,13 @@ class Reply:
     # 300 s for the test to set this event: the reply is reliably mid-stream however slow the
     # machine is (in-process servers only).
     hold_answer: threading.Event | None = None
+    # Hostile servers. `raw`: the exact body (bytes, or a callable giving pieces, which may
+    # never end), sent as HTTP chunks `piece_delay` s apart with `raw_content_type`; the
+    # client hanging up ends it.
+    raw: bytes | list[bytes] | Callable[[], Iterable[bytes]] | None = None
+    raw_content_type: str = "text/event-stream"
+    piece_delay: float = 0.0
+    stall_before_done: float = 0.0  # after the finish and usage chunks, before [DONE]
 
 
 class QuietHTTPServer(ThreadingHTTPServer):
@@ -313,6 +320,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if reply.delay_first_byte:
             time.sleep(reply.delay_first_byte)
+        if reply.raw is not None:
+            self._send_pieces(reply)
+            return
         if reply.status != 200 and reply.error_raw is not None:
             self._send_raw(reply.status, reply.error_raw.encode(), "text/html", reply.headers)
             return
@@ -355,6 +365,26 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_header(k, v)
         self.end_headers()
         self.wfile.write(data)
+
+    def _send_pieces(self, reply: Reply) -> None:
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.raw_content_type)
+        self.send_header("Transfer-Encoding", "chunked")
+        for k, v in reply.headers.items():
+            self.send_header(k, v)
+        self.end_headers()
+        raw = reply.raw
+        pieces = [raw] if isinstance(raw, bytes) else raw if isinstance(raw, list) else raw()
+        try:
+            for piece in pieces:
+                if piece:
+                    self._write_chunk(piece)
+                if reply.piece_delay:
+                    time.sleep(reply.piece_delay)
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
 
     def _write_chunk(self, data: bytes) -> None:
         data = self._fill(data)
@@ -399,6 +429,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._write_chunk(b"data: " + json.dumps(chunk).encode() + eol + eol)
                 if reply.chunk_delay:
                     time.sleep(reply.chunk_delay)
+            if reply.stall_before_done:
+                time.sleep(reply.stall_before_done)
             if reply.send_done:
                 self._write_chunk(b"data: [DONE]" + eol + eol)
             self.wfile.write(b"0\r\n\r\n")

@@ -18,7 +18,9 @@ QWEN3 = Budget()
         ((3000, 4000), QWEN3, (960, 1312)),
         ((640, 480), QWEN3, (640, 480)),  # already on the grid: unchanged
         ((650, 490), QWEN3, (640, 480)),  # rounded to the nearest unit
-        ((10, 10), QWEN3, (64, 64)),  # upscaled only to the 4-unit minimum
+        ((10, 10), QWEN3, (256, 256)),  # upscaled to the processor's 65,536 px minimum
+        ((5, 5), QWEN3, (256, 256)),
+        ((300, 200), QWEN3, (320, 224)),  # ceil on both sides, as smart_resize does
         # A thin strip still fits, squeezed to Qwen's 200:1 aspect limit (32 x 40,960
         # was refused by Qwen's image processor).
         ((1, 100_000), QWEN3, (32, 6_400)),

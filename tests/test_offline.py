@@ -74,7 +74,8 @@ def test_describes_what_it_received(settings, no_network):
     assert 'first line: "[image 1] [image 2] Compare these two pictures."' in answer
     assert "Images: 2" in answer
     assert "rgb(220, 20, 20), red" in answer and "rgb(20, 40, 210), blue" in answer
-    assert "128 x 96 px" in answer or "128 x 128 px" in answer  # as sent (grid-aligned)
+    # As sent: enlarged to Qwen3-VL's 65,536 px minimum, on the 32 px grid.
+    assert "320 x 224 px" in answer
     assert "seed=7" in answer and "temperature=0.5" in answer
     assert "img1" in answer and "img2" in answer
     assert "not a model" in response.thinking and "2 images" in response.thinking

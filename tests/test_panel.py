@@ -203,7 +203,7 @@ def test_second_turn_carries_first_answer_without_thinking_and_its_images(server
     assert messages[1] == {"role": "assistant", "content": "A red rectangle."}
     assert messages[2] == {"role": "user", "content": "How wide is it?"}
     assert "SECRET-TRACE" not in json.dumps(body)
-    assert decoded_size(image_parts(messages[0])[0]) == (128, 96)
+    assert decoded_size(image_parts(messages[0])[0]) == (320, 224)  # the processor minimum
     assert [turn.image_count for turn in panel.history] == [1, 0]
     # The Details tab says what the history cost (from the first turn's usage).
     notes = panel.last_response.notes
@@ -263,7 +263,7 @@ def test_upload_png_jpeg_and_a_corrupt_file(server, panel):
     message = server.requests[-1].json["messages"][-1]
     parts = message["content"]
     assert [p["type"] for p in parts] == ["image_url", "image_url", "text"]
-    assert [decoded_size(p) for p in parts[:2]] == [(160, 96), (96, 64)]
+    assert [decoded_size(p) for p in parts[:2]] == [(352, 224), (320, 224)]
     assert panel.history[-1].image_count == 2
     assert panel.thumbnails.children == ()  # sent: the attachments are cleared
 

@@ -207,17 +207,14 @@ def test_think_tags_split_at_any_position_give_the_original_texts(thinking, answ
         assume(not thinking.lstrip().startswith("<"))
     reply = Reply(thinking=thinking, answer=answer, style=style, chunk_chars=chunk_chars)
     events, response, _ = pipeline([sse_bytes(reply)])
-    expected_thinking = thinking if style in ("reasoning_content", "reasoning") else (
-        thinking.strip("\n"))
-    assert response.thinking == expected_thinking
-    assert response.answer == answer.lstrip("\n")
-    streamed_answer = "".join(e.text for e in events if isinstance(e, AnswerDelta))
-    streamed_thinking = "".join(e.text for e in events if isinstance(e, ThinkingDelta))
-    # With only a closing tag (or no reasoning at all from a thinking model) text is
-    # taken for thinking until the end decides; the views get the fix with Finished.
-    if style == "think_tags" or (style != "think_close_only" and thinking):
-        assert streamed_answer == response.answer
-        assert streamed_thinking.strip("\n") == response.thinking.strip("\n")
+    separated = style in ("reasoning_content", "reasoning") and thinking
+    # A reasoning field makes the content the answer byte for byte; tags and plain content
+    # lose the newlines around the thinking and at the start of the answer.
+    assert response.thinking == (thinking if separated else thinking.strip("\n"))
+    assert response.answer == (answer if separated else answer.lstrip("\n"))
+    # Nothing is moved after it was sent: the deltas are the final texts exactly.
+    assert "".join(e.text for e in events if isinstance(e, AnswerDelta)) == response.answer
+    assert "".join(e.text for e in events if isinstance(e, ThinkingDelta)) == response.thinking
 
 
 json_values = st.recursive(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hashlib
 import io
 import os
@@ -24,7 +25,7 @@ from .._types import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, QWEN3_VL_UNIT, Prep
 from .codec import prepare_encoded, prepare_pil
 from .origin import remember
 from .pdf import is_pdf_like
-from .plan import Budget, plan_size
+from .plan import Budget, plan_size, processor_budget
 from .sniff import (
     has_image_extension,
     is_data_url,
@@ -98,6 +99,9 @@ def prepare_labelled(
     Pillow, numpy and zlib release the GIL, so images are prepared on a small shared pool
     of threads; if any fails, the first failing one in input order is raised.
     """
+    budget_note = None
+    if unit == QWEN3_VL_UNIT and min_pixels == DEFAULT_MIN_PIXELS:
+        max_pixels, budget_note = processor_budget(max_pixels)
     context = _Context(
         budget=Budget(unit=unit, min_pixels=min_pixels, max_pixels=max_pixels),
         inline_urls=inline_urls,
@@ -122,6 +126,8 @@ def prepare_labelled(
             prepared.extend(pages[index])
             continue
         image = next(next_single)
+        if budget_note is not None:
+            image = dataclasses.replace(image, notes=(*image.notes, budget_note))
         remember(image, value)  # so box.crop() can cut from the full-resolution original
         prepared.append(image)
     return prepared

@@ -9,7 +9,13 @@ import math
 from dataclasses import dataclass
 
 from .._errors import ImageError
-from .._types import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, QWEN3_VL_UNIT
+from .._types import (
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MIN_PIXELS,
+    QWEN3_VL_MAX_PIXELS,
+    QWEN3_VL_MIN_PIXELS,
+    QWEN3_VL_UNIT,
+)
 
 # Qwen's image processors (qwen-vl-utils' and transformers' smart_resize, hence vLLM and
 # SGLang) raise on an image whose long side is more than 200 times its short side.
@@ -83,3 +89,21 @@ def plan_size(width: int, height: int, budget: Budget) -> tuple[int, int]:
 
 def _round_to(value: float, unit: int) -> int:
     return round(value / unit) * unit
+
+
+def processor_budget(max_pixels: int) -> tuple[int, str | None]:
+    """`max_pixels` moved into the Qwen3-VL processor's range, and a note when it moved:
+    the server would resize an image outside it again, so the estimate would be wrong."""
+    if max_pixels < QWEN3_VL_MIN_PIXELS:
+        return QWEN3_VL_MIN_PIXELS, (
+            f"max_pixels {max_pixels:,} is below Qwen3-VL's minimum of "
+            f"{QWEN3_VL_MIN_PIXELS:,} pixels (64 visual tokens), which the server enlarges "
+            "every image to; planned at the minimum"
+        )
+    if max_pixels > QWEN3_VL_MAX_PIXELS:
+        return QWEN3_VL_MAX_PIXELS, (
+            f"max_pixels {max_pixels:,} is above Qwen3-VL's maximum of "
+            f"{QWEN3_VL_MAX_PIXELS:,} pixels, which the server shrinks every image to; "
+            "planned at the maximum"
+        )
+    return max_pixels, None

@@ -99,6 +99,10 @@ def details_rows(response: QwenResponse) -> list[tuple[str, str]]:
     ]
     if usage.cost_usd is not None:
         rows.append(("Cost", f"${usage.cost_usd:.6f}"))
+    if usage.credits_used is not None or usage.tokens_used is not None:
+        # AIML API's own accounting, as its meta.usage reports it.
+        credits = "-" if usage.credits_used is None else f"{usage.credits_used:g}"
+        rows.append(("Provider usage", f"credits {credits} / tokens {_n(usage.tokens_used)}"))
     if response.attempts > 1:
         rows.append(("Attempts", str(response.attempts)))
     if response.request_id:
