@@ -1,0 +1,104 @@
+"""Benchmark: one very long SSE line, 8, 16 and 32 MB, fed in 64 KB reads as httpx reads.
+
+The decoder keeps an unfinished line as a list of pieces and searches only new data for a
+line end, so the time is linear in the line length (goal: 32 MB / 8 MB <= 5). The cap on
+one line is raised for the measurement; with the default 16 MB cap, a 32 MB line is refused
+after 16 MB instead of being decoded whole. The baseline in the same run is the decoder
+qwen_nb had before (`tail + new` on every read: quadratic), on the 8 MB line only.
+
+    python benchmarks/bench_sse_lines.py [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import codecs
+import json
+import time
+
+from _bench import machine, median, table, verdict
+
+GOAL_RATIO = 5.0
+READ = 65536
+SIZES_MB = (8, 16, 32)
+
+
+def reads(megabytes: int) -> list[bytes]:
+    body = b"data: " + b"x" * (megabytes * 1_000_000) + b"\n\n"
+    return [body[i:i + READ] for i in range(0, len(body), READ)]
+
+
+def decode_new(pieces: list[bytes], max_line: int) -> int:
+    from qwen_nb._sse import SSEDecoder
+
+    decoder = SSEDecoder(max_line=max_line)
+    events = []
+    for piece in pieces:
+        events.extend(decoder.decode(piece))
+    return len(events[0])
+
+
+def decode_quadratic(pieces: list[bytes]) -> int:
+    """The old decoder's inner loop: the unfinished line joined with every new read."""
+    utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    tail = ""
+    for piece in pieces:
+        text = tail + utf8.decode(piece)
+        lines = text.split("\n")
+        tail = lines.pop()
+    return len(text)
+
+
+def timed(action, runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - started)
+    return median(times)
+
+
+def refuse_at_default_cap(pieces: list[bytes]) -> None:
+    from qwen_nb._sse import LineTooLongError, SSEDecoder
+
+    decoder = SSEDecoder()
+    try:
+        for piece in pieces:
+            decoder.decode(piece)
+    except LineTooLongError:
+        return
+    raise AssertionError("a 32 MB line passed the default 16 MB cap")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    print(f"# one SSE line of 8 / 16 / 32 MB in 64 KB reads ({machine()}), median of "
+          f"{args.runs}")
+    results = {}
+    for size in SIZES_MB:
+        pieces = reads(size)
+        results[size] = timed(lambda p=pieces: decode_new(p, max_line=10**9), args.runs)
+    big = reads(32)
+    refused = timed(lambda: refuse_at_default_cap(big), args.runs)
+    old = timed(lambda: decode_quadratic(reads(8)), 1)
+    rows = [[f"{size} MB line", f"{results[size] * 1000:.0f}",
+             f"{results[size] / results[SIZES_MB[0]]:.2f}x"] for size in SIZES_MB]
+    rows.append(["32 MB line, default 16 MB cap (refused)", f"{refused * 1000:.0f}", "-"])
+    rows.append(["8 MB line, previous decoder (tail + new)", f"{old * 1000:.0f}",
+                 f"{old / results[8]:.1f}x the new one"])
+    print(table(["input", "median ms", "vs 8 MB"], rows))
+    ratio = results[32] / results[8]
+    met = ratio <= GOAL_RATIO
+    print(f"[{verdict(met)}] 32 MB / 8 MB time ratio at or under {GOAL_RATIO:g} "
+          f"(measured {ratio:.2f})")
+    print("RESULT " + json.dumps({
+        "row": "one 32 MB SSE line vs one 8 MB line",
+        "measured": f"{results[32] * 1000:.0f} ms / {results[8] * 1000:.0f} ms = {ratio:.2f}x",
+        "baseline": f"previous decoder: 8 MB line {old * 1000:.0f} ms (same run)",
+        "goal": f"<= {GOAL_RATIO:g}x (linear)", "met": met}))
+
+
+if __name__ == "__main__":
+    main()
