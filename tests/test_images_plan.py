@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from qwen_nb.media.plan import MAX_ASPECT_RATIO, Budget, plan_size
+from qwen_nb.media.plan import MAX_ASPECT_RATIO, Budget, plan_size, processor_budget
 
 QWEN3 = Budget()
 
@@ -67,3 +69,39 @@ def test_bad_budgets_are_refused():
         Budget(max_pixels=10)
     with pytest.raises(ImageError):
         Budget(min_pixels=10_000, max_pixels=5_000)
+
+
+# --- Qwen3-VL's processor range (issue 11 §5) -----------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(width=st.integers(1, 5_000), height=st.integers(1, 5_000))
+def test_the_default_budget_plans_inside_the_processor_range(width, height):
+    """What is sent is what the server's processor keeps: at least 65,536 px, so the token
+    estimate ceil(w/32) * ceil(h/32) is the server's count (the server enlarges anything
+    smaller itself, so a 5x5 image is 64 tokens there, never 4)."""
+    assume(max(width, height) <= 100 * min(width, height))
+    w, h = plan_size(width, height, Budget())
+    assert w * h >= 65_536
+    assert (w // 32) * (h // 32) == math.ceil(w / 32) * math.ceil(h / 32) >= 64
+
+
+def test_a_budget_below_the_processor_minimum_is_planned_at_it_and_said():
+    from PIL import Image
+
+    from qwen_nb.media.images import prepare_images
+
+    [image] = prepare_images(Image.new("RGB", (1000, 1000), (200, 0, 0)), label="red",
+                             max_pixels=50_000)
+    assert image.sent_size == (256, 256) and image.visual_tokens == 64
+    assert any("below Qwen3-VL's minimum of 65,536 pixels" in note for note in image.notes)
+    [tiny] = prepare_images(Image.new("RGB", (5, 5)), label="tiny")
+    assert tiny.sent_size == (256, 256) and tiny.visual_tokens == 64
+
+
+def test_processor_budget_moves_only_budgets_outside_the_range():
+    assert processor_budget(1_310_720) == (1_310_720, None)
+    low, note = processor_budget(50_000)
+    assert low == 65_536 and "below" in note
+    high, note = processor_budget(10**9)
+    assert high == 16_777_216 and "above" in note
