@@ -291,22 +291,21 @@ def parse_chunk(data: str) -> Any:
     try:
         return json.loads(data)
     except (ValueError, RecursionError) as exc:
-        if isinstance(exc, ValueError) and "integer string conversion" in str(exc):
-            # An integer too long for int() (a broken usage count): read it as "no count"
-            # rather than lose a reply that is otherwise fine.
-            return parse_chunk_with_huge_ints(data)
-        raise StreamError(f"The provider sent a malformed chunk: {data[:120]!r}") from None
-
-
-def parse_chunk_with_huge_ints(data: str) -> Any:
-    try:
-        return json.loads(data, parse_int=lambda digits: int(digits) if len(digits) < 100
-                          else None)
-    except (ValueError, RecursionError):
-        pass
+        huge_int = isinstance(exc, ValueError) and "integer string conversion" in str(exc)
+    if huge_int:
+        # An integer too long for int() (a broken usage count): read it as "no count"
+        # rather than lose a reply that is otherwise fine.
+        try:
+            return json.loads(data, parse_int=_bounded_int)
+        except (ValueError, RecursionError):
+            pass
     # Raised outside the except block: the decoder's error (whose `doc` is the whole,
     # unredacted chunk) must not ride along as __context__.
     raise StreamError(f"The provider sent a malformed chunk: {redact(data)[:120]!r}")
+
+
+def _bounded_int(digits: str) -> int | None:
+    return int(digits) if len(digits) < 100 else None
 
 
 class ChatAccumulator:
