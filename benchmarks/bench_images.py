@@ -2,7 +2,9 @@
 
 The screenshot runs twice: through Pillow only (QWEN_NB_PYVIPS=0) and, when libvips
 loads, through the pyvips fast path. Legibility: SSIM (tests/support.py, numpy) of the
-image sent against a lossless Lanczos resize of the original to the same size.
+image sent against lossless (RGB) resizes of the original to the same size: the same
+two-step resize (the goal's measure: what the palette encoding lost) and, for reference,
+one full Lanczos pass (which also counts the box pre-reduce).
 
 Run with `python benchmarks/bench_images.py`. The inputs are synthetic and seeded, so
 every run measures the same bytes. "Naive" is what a notebook snippet usually does: full
@@ -35,7 +37,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from support import ssim  # noqa: E402
 
 from qwen_nb.media.images import prepare_images  # noqa: E402
-from qwen_nb.media.vips import pyvips_module  # noqa: E402
+from qwen_nb.media.vips import _load_pyvips  # noqa: E402
 
 WIDTH, HEIGHT = 4000, 3000
 REPEATS = 9
@@ -56,7 +58,7 @@ class Result:
     tracemalloc_mb: float
     rss_mb: float
     payload_mb: float
-    ssim: float | None = None
+    ssim: tuple[float, float] | None = None
 
 
 def make_photo(seed: int = 1) -> bytes:
@@ -177,7 +179,7 @@ def engine(name: str) -> Callable[[Callable[[], str]], Callable[[], str]]:
 
 
 def measure(case: str, data: bytes, path: str) -> list[Result]:
-    engines = ["Pillow"] + (["pyvips"] if case.startswith("screenshot") and pyvips_module()
+    engines = ["Pillow"] + (["pyvips"] if case.startswith("screenshot") and _load_pyvips()
                             else [])
     runs = []
     for name in engines:
@@ -203,12 +205,15 @@ def measure(case: str, data: bytes, path: str) -> list[Result]:
     return results
 
 
-def legibility(original: bytes, url: str) -> float:
-    """SSIM of the image sent against a lossless resize of the original to its size."""
+def legibility(original: bytes, url: str) -> tuple[float, float]:
+    """SSIM of the image sent against lossless resizes of the original to its size: the
+    same two-step resize (box reduce, then Lanczos) kept as RGB, which isolates what the
+    encoding lost, and one full Lanczos pass, which also counts the box reduce's blur."""
     sent = Image.open(io.BytesIO(base64.b64decode(url.partition(",")[2]))).convert("RGB")
-    reference = Image.open(io.BytesIO(original)).convert("RGB").resize(
-        sent.size, Image.Resampling.LANCZOS)
-    return ssim(sent, reference)
+    image = Image.open(io.BytesIO(original)).convert("RGB")
+    same = image.resize(sent.size, Image.Resampling.LANCZOS, reducing_gap=1.0)
+    full = image.resize(sent.size, Image.Resampling.LANCZOS)
+    return ssim(sent, same), ssim(sent, full)
 
 
 def main() -> None:
@@ -226,16 +231,16 @@ def main() -> None:
 
     header = (
         f"{'case':<26} {'method':<22} {'median ms':>10} {'tracemalloc MB':>15} "
-        f"{'peak RSS MB':>12} {'payload MB':>11} {'SSIM':>6} {'naive/this':>11}"
+        f"{'peak RSS MB':>12} {'payload MB':>11} {'SSIM same/full':>14} {'naive/this':>11}"
     )
     print("\n" + header + "\n" + "-" * len(header))
     naive_ms = {r.case: r.median_ms for r in results if r.method == "naive"}
     for r in results:
         ratio = naive_ms[r.case] / r.median_ms
-        similarity = f"{r.ssim:.3f}" if r.ssim is not None else "-"
+        similarity = f"{r.ssim[0]:.3f}/{r.ssim[1]:.3f}" if r.ssim is not None else "-"
         print(
             f"{r.case:<26} {r.method:<22} {r.median_ms:>10.1f} {r.tracemalloc_mb:>15.1f} "
-            f"{r.rss_mb:>12.1f} {r.payload_mb:>11.2f} {similarity:>6} {ratio:>10.1f}x"
+            f"{r.rss_mb:>12.1f} {r.payload_mb:>11.2f} {similarity:>14} {ratio:>10.1f}x"
         )
     print("\nGoals:")
     for r in results:
@@ -250,13 +255,13 @@ def main() -> None:
             row = "12-MP JPEG photo ready to send"
         else:
             met = (ratio >= GOAL_SCREENSHOT_SPEEDUP and r.payload_mb <= GOAL_SCREENSHOT_MB
-                   and (r.ssim or 0) >= GOAL_SSIM)
+                   and r.ssim is not None and r.ssim[0] >= GOAL_SSIM)
             goal = (f">= {GOAL_SCREENSHOT_SPEEDUP:g}x, <= {GOAL_SCREENSHOT_MB:g} MB, "
-                    f"SSIM >= {GOAL_SSIM:g}")
+                    f"SSIM >= {GOAL_SSIM:g} vs a lossless resize")
             row = f"12-MP PNG screenshot ready to send ({r.method.split()[1]})"
         measured = f"{r.median_ms:.0f} ms, {r.payload_mb:.2f} MB, {ratio:.1f}x"
-        if r.ssim is not None:
-            measured += f", SSIM {r.ssim:.3f}"
+        if r.ssim is not None and r.case.startswith("screenshot"):
+            measured += f", SSIM {r.ssim[0]:.3f} ({r.ssim[1]:.3f} vs one Lanczos pass)"
         print(f"  [{'met' if met else 'NOT met'}] {row}: {measured}")
         print("RESULT " + json.dumps({"row": row, "measured": measured, "baseline": naive_line,
                                       "goal": goal, "met": met}))
