@@ -463,7 +463,9 @@ class _Runner:
         self.stop = threading.Event()
         self.lock = threading.Lock()
         self.active: dict[int, Any] = {}
-        self.finished: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        # Bounded: a slow reader of `ordered=False` holds the workers back instead of
+        # letting finished items pile up (at most this many wait, plus one per worker).
+        self.finished: queue.Queue[Any] = queue.Queue(maxsize=2 * max(1, self.concurrency))
         self.running = 0
         self.taken = 0  # jobs read from the input so far
         # Ordered results are filed by the workers: an interrupt landing in the main thread
@@ -579,13 +581,23 @@ class _Runner:
                         self.kept[item.index] = item
                 self.view.item_done(item)
                 if not self.keep:
-                    self.finished.put(item)
+                    self._hand_over(item)
         finally:
             with self.lock:
                 self.running -= 1
                 last = self.running == 0
             if last:
-                self.finished.put(_FINISHED)
+                self._hand_over(_FINISHED)
+
+    def _hand_over(self, item: Any) -> None:
+        """Queue an item for the caller, waiting while the queue is full unless stopped."""
+        while True:
+            try:
+                self.finished.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                if self.stop.is_set():
+                    return  # nobody reads any more
 
     def _started(self, index: int, stream: Any) -> None:
         with self.lock:
