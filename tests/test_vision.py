@@ -249,3 +249,21 @@ def test_panel_settings_locate_and_answer_as(server):
         assert panel.last_response.data == {"doors": 1}
     finally:
         panel.close()
+
+
+def test_live_overlay_appears_once_the_json_is_complete():
+    from qwen_nb._types import QwenResponse
+    from qwen_nb.media.images import prepare_images
+    from qwen_nb.render.vision import live_overlay_html
+
+    images = tuple(prepare_images(Image.new("RGB", (300, 200), "white"), label="w"))
+    first = '```json\n[{"bbox_2d": [0, 0, 500, 500], "label": "a"}, '
+    second = '{"bbox_2d": [100, 100, 900, 900], "label": "b"}]'
+
+    def live(answer: str):
+        return live_overlay_html(QwenResponse(answer=answer, images=images, complete=False))
+
+    assert live(first[:20]) is None  # no box yet
+    assert live(first + second[:25]) is None  # the second box is still arriving
+    shown = live(first + second)
+    assert shown is not None and shown.count("<img ") == 1

@@ -100,11 +100,15 @@ def _loader_for(value: Any) -> Callable[[], Any] | None:
 
 
 def _upright(image: Any) -> Any:
+    """The image as shown (EXIF orientation applied); the object itself when upright (the
+    caller copies before drawing, and a 12 MP copy costs tens of milliseconds)."""
     if image is None:
         return None
     from PIL import ImageOps
 
-    return ImageOps.exif_transpose(image)
+    from .codec import exif_orientation
+
+    return image if exif_orientation(image) == 1 else ImageOps.exif_transpose(image)
 
 
 def _from_array(array: Any) -> Any:

@@ -77,26 +77,27 @@ def draw_items(
     boxes = [box for box in reading.boxes if box.image == index]
     points = [point for point in reading.points if point.image == index]
     regions = _document_regions(response, index)
-    canvas = picture.convert("RGB")
-    if size is not None and canvas.size != size:
-        canvas = canvas.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
-    elif canvas is picture:
-        canvas = canvas.copy()
+    if size is not None and picture.size != size:
+        canvas = picture.convert("RGB").resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    else:
+        canvas = picture.convert("RGB") if picture.mode != "RGB" else picture.copy()
     original = image.original_size or image.sent_size or canvas.size
     scale_x, scale_y = canvas.width / original[0], canvas.height / original[1]
     colours = label_colours([item.label for item in [*regions, *boxes, *points]])
     line = max(2, round(min(canvas.size) / 250))
-    font = _font(max(11, round(max(canvas.size) / 64)))
+    font_size = max(11, round(max(canvas.size) / 64))
     draw = ImageDraw.Draw(canvas)
     for box in [*regions, *boxes]:
         colour = colours[box.label]
         x1, y1, x2, y2 = (box.x1 * scale_x, box.y1 * scale_y, box.x2 * scale_x, box.y2 * scale_y)
         corners = (x1, y1, max(x1, x2), max(y1, y2))
-        # A white halo keeps the line visible on a background of its own colour.
-        draw.rectangle(_grow(corners, 1), outline=_HALO, width=line + 2)
         draw.rectangle(corners, outline=colour, width=line)
+        # Thin white edges keep the line visible on a background of its own colour.
+        draw.rectangle(_grow(corners, 1), outline=_HALO, width=1)
+        if corners[2] - corners[0] > 2 * line and corners[3] - corners[1] > 2 * line:
+            draw.rectangle(_grow(corners, -line), outline=_HALO, width=1)
         if box.label:
-            _tag(draw, font, (x1, y1), box.label, colour, canvas.size, above=True)
+            _tag(canvas, font_size, (x1, y1), box.label, colour, above=True)
     radius = max(4, round(line * 2.5))
     for point in points:
         colour = colours[point.label]
@@ -104,7 +105,7 @@ def draw_items(
         draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=colour,
                      outline=(255, 255, 255), width=max(1, line // 2))
         if point.label:
-            _tag(draw, font, (x + radius + 2, y - radius), point.label, colour, canvas.size)
+            _tag(canvas, font_size, (x + radius + 2, y - radius), point.label, colour)
     return canvas
 
 
@@ -162,28 +163,39 @@ def to_data_url(picture: Image.Image, source_format: str) -> str:
 
 
 def _tag(
-    draw: Any,
-    font: Any,
+    canvas: Image.Image,
+    font_size: int,
     at: tuple[float, float],
     text: str,
     colour: tuple[int, int, int],
-    canvas: tuple[int, int],
     *,
     above: bool = False,
 ) -> None:
     """A label on a filled patch of its colour, in black or white, whichever reads better."""
-    text = text if len(text) <= 40 else text[:39] + "…"
-    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
-    width, height = right - left + 6, bottom - top + 4
+    patch = _label_patch(text if len(text) <= 40 else text[:39] + "…", font_size, colour)
     x, y = at
     if above:
-        y = y - height if y - height >= 0 else y
-    x = min(max(0, x), max(0, canvas[0] - width))
-    y = min(max(0, y), max(0, canvas[1] - height))
-    draw.rectangle((x, y, x + width, y + height), fill=colour, outline=_HALO)
+        y = y - patch.height if y - patch.height >= 0 else y
+    x = min(max(0, x), max(0, canvas.width - patch.width))
+    y = min(max(0, y), max(0, canvas.height - patch.height))
+    canvas.paste(patch, (round(x), round(y)))
+
+
+@lru_cache(maxsize=256)
+def _label_patch(text: str, font_size: int, colour: tuple[int, int, int]) -> Image.Image:
+    """A label drawn once and pasted wherever it appears (labels repeat across boxes)."""
+    from PIL import Image, ImageDraw
+
+    font = _font(font_size)
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    left, top, right, bottom = measure.textbbox((0, 0), text, font=font)
+    patch = Image.new("RGB", (right - left + 7, bottom - top + 5), colour)
+    draw = ImageDraw.Draw(patch)
+    draw.rectangle((0, 0, patch.width - 1, patch.height - 1), outline=_HALO)
     luminance = 0.299 * colour[0] + 0.587 * colour[1] + 0.114 * colour[2]
     ink = (0, 0, 0) if luminance > 150 else (255, 255, 255)
-    draw.text((x + 3 - left, y + 2 - top), text, fill=ink, font=font)
+    draw.text((3 - left, 2 - top), text, fill=ink, font=font)
+    return patch
 
 
 def _grow(corners: tuple[float, ...], by: float) -> tuple[float, ...]:

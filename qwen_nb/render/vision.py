@@ -81,6 +81,19 @@ def _document_html(response: QwenResponse, markdown_html: Markdown) -> str:
     )
 
 
+def live_overlay_html(response: QwenResponse) -> str | None:
+    """For a live view, on the reply so far: the drawn images as soon as the answer's
+    grounding JSON is complete (not cut off mid-item), else None."""
+    reading = response.interpretation
+    if not (reading.boxes or reading.points):
+        return None
+    if any("cut off" in note for note in reading.notes):
+        return None  # still arriving: the last item is not closed yet
+    from .overlay import overlay_figures_html
+
+    return overlay_figures_html(response)
+
+
 def notes(response: QwenResponse) -> tuple[str, ...]:
     """What reading the answer found and did, for the Details tab."""
     return response.interpretation.notes
