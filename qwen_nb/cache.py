@@ -27,9 +27,11 @@ from ._errors import CacheMissError, ConfigError, Interrupted, QwenError
 from ._fingerprint import cache_key, canonical_request
 from ._stream import EventStream, EventStreamBase
 from ._types import (
+    VIDEO_ENCODINGS,
     AnswerDelta,
     ChatRequest,
     Finished,
+    PreparedVideo,
     QwenResponse,
     StreamEvent,
     ThinkingDelta,
@@ -162,6 +164,13 @@ class CacheEntry:
             replayed_from=self.recorded or "unknown date",
         )
 
+    def videos(self, request: ChatRequest) -> tuple[PreparedVideo, ...]:
+        """The request's videos, as the recorded call finally sent them."""
+        encoding = self.data["response"].get("video_encoding")
+        if encoding not in VIDEO_ENCODINGS:
+            return request.videos
+        return tuple(video.with_encoding(encoding) for video in request.videos)
+
     def segments(self) -> list[Segment]:
         """The timing shape, as segments whose texts add up to the thinking and answer."""
         reply = self.data["response"]
@@ -244,6 +253,10 @@ def make_entry(
                 # Only when present, so ordinary entries stay as they were.
                 **({"refusal": response.refusal} if response.refusal else {}),
                 **({"notes": list(response.notes)} if response.notes else {}),
+                # Videos the provider refused and got as images: the replay maps times so.
+                **({"video_encoding": response.videos[0].encoding}
+                   if response.videos and request.videos
+                   and response.videos[0].encoding != request.videos[0].encoding else {}),
             },
             "timing": [f"{s.delay:.3f} {s.kind} {len(s.text)}" for s in segments],
         }
@@ -412,7 +425,7 @@ class ReplayStream(EventStreamBase):
             answer="".join(self._answer),
             thinking="".join(self._thinking),
             images=self.request.images,
-            videos=self.request.videos,
+            videos=self.entry.videos(self.request),
             complete=False,
             error="stopped",
         )
@@ -431,7 +444,7 @@ class ReplayStream(EventStreamBase):
             (self._thinking if segment.kind == "thinking" else self._answer).append(segment.text)
             yield _KINDS[segment.kind](segment.text)
         final = self.entry.response().replace(images=self.request.images,
-                                              videos=self.request.videos)
+                                              videos=self.entry.videos(self.request))
         yield UsageUpdate(final.usage)
         self._final = final
         yield Finished(final)

@@ -396,3 +396,14 @@ def test_chat_history_resends_a_video_only_when_asked(ip, clip):
     assert history[0].videos == () and "1 video not resent" in history[0].text
     assert conversation.get("vid").messages()[0].videos
     conversation.reset("vid")
+
+
+def test_replay_of_a_fallback_keeps_the_images_encoding(server, clip, tmp_path):
+    server.queue(Reply(status=400), Reply(answer='[{"time": 1.0, "event": "e"}]'))
+    video = Video(str(clip), start=4)
+    first = qwen_nb.ask("When?", video=video, provider="vllm", cache="auto", cache_dir=tmp_path)
+    again = qwen_nb.ask("When?", video=video, provider="vllm", cache="replay",
+                        cache_dir=tmp_path)
+    assert first.videos[0].encoding == again.videos[0].encoding == "images"
+    # Images carry source times, so "1.0" stays 1.0 s (an MP4 would have meant 5.0 s).
+    assert [e.start for e in again.events] == [e.start for e in first.events] == [1.0]
