@@ -314,6 +314,7 @@ class ChatAccumulator:
     def __init__(self, *, assume_thinking: bool = False, started: float | None = None) -> None:
         self.started = time.monotonic() if started is None else started
         self.first_token_at: float | None = None
+        self.answer_started_at: float | None = None
         self.request_id: str | None = None
         self.model: str | None = None
         self.finish_reason: str | None = None
@@ -401,7 +402,16 @@ class ChatAccumulator:
         meta = chunk.get("meta")
         if meta and isinstance(meta, dict) and isinstance(meta.get("usage"), dict):
             self._read_meta(meta["usage"])
+        if self.answer_started_at is None and events:
+            self._note_answer_start(events)
         return events
+
+    def _note_answer_start(self, events: list[StreamEvent]) -> None:
+        """When the first answer text arrived: the end of the thinking time."""
+        for event in events:
+            if event.type == "answer":
+                self.answer_started_at = time.monotonic()
+                return
 
     def _read_meta(self, usage: dict) -> None:
         """AIML's `meta.usage`: usd_spent, credits_used, tokens_used (finite ones only)."""
@@ -481,9 +491,16 @@ class ChatAccumulator:
                 None if self.first_token_at is None else self.first_token_at - self.started
             ),
             "refusal": "".join(self._refusal) or None,
+            "thinking_seconds": self._thinking_seconds(now),
         }
         fields.update(extra)
         return QwenResponse(**fields)
+
+
+    def _thinking_seconds(self, now: float) -> float | None:
+        if self.first_token_at is None or not self.thinking:
+            return None
+        return (self.answer_started_at or now) - self.first_token_at
 
 
 def error_text(error: Any) -> str:

@@ -309,6 +309,9 @@ class QwenResponse:
     notes: tuple[str, ...] = ()
     replayed_from: str | None = None  # recording date when served from the cache
     refusal: str | None = None  # the model's refusal text, when it declined to answer
+    # From the first thinking token to the first answer token (or the end): the
+    # Thinking tab's "Thinking · 12 s" label.
+    thinking_seconds: float | None = None
     reading: Reading = field(default_factory=Reading, repr=False)
     videos: tuple[PreparedVideo, ...] = ()
 

@@ -155,6 +155,7 @@ class CacheEntry:
             request_id=reply.get("request_id"),
             elapsed=reply.get("elapsed"),
             time_to_first_token=reply.get("time_to_first_token"),
+            thinking_seconds=_seconds(reply.get("thinking_seconds")),
             provider=reply.get("provider"),
             # A refusal and the transport's notes (e.g. "sent without thinking_budget") are
             # part of what the original showed; without them a replayed refusal would read
@@ -250,6 +251,7 @@ def make_entry(
                 "provider": response.provider,
                 "elapsed": _round(response.elapsed),
                 "time_to_first_token": _round(response.time_to_first_token),
+                "thinking_seconds": _round(response.thinking_seconds),
                 # Only when present, so ordinary entries stay as they were.
                 **({"refusal": response.refusal} if response.refusal else {}),
                 **({"notes": list(response.notes)} if response.notes else {}),
@@ -261,6 +263,13 @@ def make_entry(
             "timing": [f"{s.delay:.3f} {s.kind} {len(s.text)}" for s in segments],
         }
     )
+
+
+def _seconds(value: object) -> float | None:
+    """A recorded duration, or None when missing or not a number (older or edited file)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    return None
 
 
 def _round(value: float | None) -> float | None:

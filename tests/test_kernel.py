@@ -63,7 +63,7 @@ def test_executed_notebook_keeps_answer_and_thinking_without_widgets(server, tmp
     html = data["text/html"]
     assert "<strong>red</strong>" in html
     assert "Step one: the square is red." in html
-    assert 'class="qwen-nb-tab"' in html and ">Thinking</label>" in html
+    assert 'class="qwen-nb-tab"' in html and ">Thinking · " in html
     assert thinking in data["text/plain"] and "The square is **red**." in data["text/plain"]
     meta = outputs[0]["metadata"]["qwen_nb"]
     assert meta["model"] == "qwen3-vl-32b-thinking" and meta["finish_reason"] == "stop"

@@ -109,7 +109,7 @@ def test_streams_like_a_provider(settings, no_network):
 def test_answer_exercises_the_renderer(settings):
     response = events_of(request_for("Hi"), settings)[-1].response
     html = markdown_html(response.answer)
-    for tag in ("<h3>", "<strong>", "<li>", "<code", 'class="math"'):
+    for tag in ("<h3>", "<strong>", "<li>", "<code", "<math"):
         assert tag in html
     data, metadata = static_bundle(response)
     assert "offline simulator" in data["text/plain"]

@@ -56,7 +56,7 @@ def pipeline(reads, *, assume_thinking: bool = True):
     for data in decoder.flush():
         handle(data)
     events.extend(accumulator.finish())
-    response = accumulator.snapshot(elapsed=None, time_to_first_token=None)
+    response = accumulator.snapshot(elapsed=None, time_to_first_token=None, thinking_seconds=None)
     return events, response, done
 
 

