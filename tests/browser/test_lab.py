@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from pathlib import Path
@@ -39,7 +40,9 @@ def check_tabs(output, *, math: bool) -> None:
     check = expect()
     box = output.locator("div.qwen-nb")
     check(box).to_have_count(1)
-    check(box.locator("label")).to_have_text(["Answer", "Thinking", "Details"])
+    # "Thinking · 0.4 s · 18 tokens": how long and how much the model thought.
+    check(box.locator("label")).to_have_text(
+        ["Answer", re.compile(r"^Thinking · [\d.]+ s · [\d,]+ tokens$"), "Details"])
     answer = box.locator(".qwen-nb-panel.qwen-nb-answer")
     thinking = box.locator(".qwen-nb-panel.qwen-nb-thinking")
     check(answer).to_be_visible()
