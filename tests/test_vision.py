@@ -31,7 +31,9 @@ def sent_image(body: dict) -> Image.Image:
 
 
 def overlay_images(html: str) -> list[Image.Image]:
-    found = re.findall(r'<img src="data:image/(?:png|jpeg);base64,([^"]+)"', html)
+    # The overlay figures only (the output also shows thumbnails of the images sent).
+    found = re.findall(r'<figure class="qwen-nb-overlay"[^>]*>'
+                       r'<img src="data:image/(?:png|jpeg);base64,([^"]+)"', html)
     return [Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB") for data in found]
 
 
