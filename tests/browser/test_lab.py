@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from browser_support import show_export_offline
 from fake_server import Reply
 
 pytestmark = pytest.mark.browser
@@ -136,27 +137,11 @@ def test_model_html_never_runs(open_notebook, model):
 
 
 def test_exported_html_works_offline(open_notebook, model, page, lab, tmp_path):
-    from nbconvert import HTMLExporter
-
     model.default_reply = Reply(thinking=THINKING, answer=ANSWER)
     nb = open_notebook("magic.ipynb", as_name="export.ipynb")
     nb.run_all()
     nb.save()
-    body, _ = HTMLExporter().from_filename(str(lab.root / nb.path))
-    exported = tmp_path / "export.html"
-    exported.write_text(body, encoding="utf-8")
-
-    blocked: list[str] = []
-
-    def network_off(route) -> None:
-        if route.request.url.startswith("file:"):
-            route.continue_()
-        else:
-            blocked.append(route.request.url)
-            route.abort()
-
-    page.route("**/*", network_off)
-    page.goto(exported.as_uri(), wait_until="load")
+    blocked = show_export_offline(page, lab.root / nb.path, tmp_path)
     check_tabs(page.locator("body"), math=True)
     print("requests blocked while viewing the export:", blocked)
 

@@ -9,6 +9,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from browser_support import show_export_offline
 from fake_server import Reply
 
 pytestmark = pytest.mark.browser
@@ -175,22 +176,7 @@ def test_math_code_and_remote_images_fetch_nothing(open_notebook, model, attacke
     check_rendered(box, host)
     screenshot("render-reloaded")
 
-    from nbconvert import HTMLExporter
-
-    body, _ = HTMLExporter().from_filename(str(lab.root / nb.path))
-    exported = tmp_path / "render.html"
-    exported.write_text(body, encoding="utf-8")
-    blocked: list[str] = []
-
-    def network_off(route) -> None:
-        if route.request.url.startswith(("file:", "data:")):
-            route.continue_()
-        else:
-            blocked.append(route.request.url)
-            route.abort()
-
-    page.route("**/*", network_off)
-    page.goto(exported.as_uri(), wait_until="load")
+    blocked = show_export_offline(page, lab.root / nb.path, tmp_path)
     check_rendered(page.locator("div.qwen-nb"), host)
     screenshot("render-nbconvert-offline")
     time.sleep(1)  # let anything the page might still try arrive
