@@ -91,7 +91,8 @@ def test_pieces_add_up_to_the_exact_texts():
     assert "".join(screen.thinking) == THINKING
     assert len(screen.blocks) > 3  # really sealed, block by block
     assert text_of(screen.answer_html) == text_of(markdown_html(ANSWER))
-    for needle in ("<h2>Result</h2>", "<strong>blue</strong>", "<table>", "y = 2"):
+    for needle in ("<h2>Result</h2>", "<strong>blue</strong>", "<table>",
+                   'y = <span class="m">2'):
         assert needle in screen.answer_html
 
 
