@@ -437,9 +437,14 @@ def test_busy_panel_refuses_a_second_send(server, panel):
     assert panel.busy
     assert panel.send("Second") is False
     assert "on its way" in panel.notice.value
+    # Stop only once the first request is at the server: stopping earlier rightly sends
+    # nothing at all, which would not show that "Second" was never sent.
+    assert wait_until(lambda: len(server.requests) == 1)
     panel.stop()
     assert panel.wait(TIMEOUT)
     assert len(server.requests) == 1
+    sent = json.dumps(server.requests[0].json)
+    assert "First" in sent and "Second" not in sent
 
 
 def test_offline_provider(monkeypatch):
