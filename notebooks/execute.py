@@ -61,9 +61,16 @@ def execute_notebook(path: Path, *, env: Mapping[str, str] | None = None,
 
 
 def notebooks(names: list[str]) -> list[Path]:
+    """The notebooks named (a path, or a name in this folder), or every demo notebook."""
+    demos = sorted(HERE.glob("[0-9][0-9]_*.ipynb"))
     if not names:
-        return sorted(HERE.glob("[0-9][0-9]_*.ipynb"))
-    return [Path(name) if Path(name).exists() else HERE / name for name in names]
+        return demos
+    chosen = [Path(name) if Path(name).exists() else HERE / name for name in names]
+    missing = [str(path) for path in chosen if not path.is_file()]
+    if missing:
+        raise SystemExit(f"No notebook {', '.join(missing)}; the demo notebooks are: "
+                         + ", ".join(path.name for path in demos))
+    return chosen
 
 
 def main(argv: list[str] | None = None) -> int:

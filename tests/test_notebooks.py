@@ -252,3 +252,10 @@ def test_video_notebook_saves_the_frame_strip_and_timeline(offline_runs):
     assert "widgets" not in saved.metadata
     assert all(WIDGET_MIME not in o.get("data", {}) for c in saved.cells
                for o in c.get("outputs", []))
+
+
+def test_execute_names_the_notebooks_when_asked_for_a_missing_one():
+    result = subprocess.run([sys.executable, str(NOTEBOOKS / "execute.py"), "nope.ipynb"],
+                            capture_output=True, text=True, timeout=60, env=offline_env())
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "No notebook" in result.stderr and all(name in result.stderr for name in ALL)
