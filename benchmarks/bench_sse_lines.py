@@ -49,13 +49,15 @@ def decode_quadratic(pieces: list[bytes]) -> int:
     return len(text)
 
 
-def timed(action, runs: int) -> float:
-    times = []
+def timed(action, runs: int) -> tuple[float, float]:
+    """Median wall and CPU seconds (CPU is the steadier figure on a shared machine)."""
+    wall, cpu = [], []
     for _ in range(runs):
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         action()
-        times.append(time.perf_counter() - started)
-    return median(times)
+        wall.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - started_cpu)
+    return median(wall), median(cpu)
 
 
 def refuse_at_default_cap(pieces: list[bytes]) -> None:
@@ -76,6 +78,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"# one SSE line of 8 / 16 / 32 MB in 64 KB reads ({machine()}), median of "
           f"{args.runs}")
+    decode_new(reads(8), max_line=10**9)  # warm-up: imports, the allocator's first arenas
     results = {}
     for size in SIZES_MB:
         pieces = reads(size)
@@ -83,20 +86,23 @@ def main() -> None:
     big = reads(32)
     refused = timed(lambda: refuse_at_default_cap(big), args.runs)
     old = timed(lambda: decode_quadratic(reads(8)), 1)
-    rows = [[f"{size} MB line", f"{results[size] * 1000:.0f}",
-             f"{results[size] / results[SIZES_MB[0]]:.2f}x"] for size in SIZES_MB]
-    rows.append(["32 MB line, default 16 MB cap (refused)", f"{refused * 1000:.0f}", "-"])
-    rows.append(["8 MB line, previous decoder (tail + new)", f"{old * 1000:.0f}",
-                 f"{old / results[8]:.1f}x the new one"])
-    print(table(["input", "median ms", "vs 8 MB"], rows))
-    ratio = results[32] / results[8]
+    cpu8 = results[8][1]
+    rows = [[f"{size} MB line", f"{results[size][0] * 1000:.0f}",
+             f"{results[size][1] * 1000:.0f}", f"{results[size][1] / cpu8:.2f}x"]
+            for size in SIZES_MB]
+    rows.append(["32 MB line, default 16 MB cap (refused)", f"{refused[0] * 1000:.0f}",
+                 f"{refused[1] * 1000:.0f}", "-"])
+    rows.append(["8 MB line, previous decoder (tail + new)", f"{old[0] * 1000:.0f}",
+                 f"{old[1] * 1000:.0f}", f"{old[1] / cpu8:.1f}x the new one"])
+    print(table(["input", "median wall ms", "median CPU ms", "CPU vs 8 MB"], rows))
+    ratio = results[32][1] / cpu8
     met = ratio <= GOAL_RATIO
-    print(f"[{verdict(met)}] 32 MB / 8 MB time ratio at or under {GOAL_RATIO:g} "
+    print(f"[{verdict(met)}] 32 MB / 8 MB CPU time ratio at or under {GOAL_RATIO:g} "
           f"(measured {ratio:.2f})")
     print("RESULT " + json.dumps({
         "row": "one 32 MB SSE line vs one 8 MB line",
-        "measured": f"{results[32] * 1000:.0f} ms / {results[8] * 1000:.0f} ms = {ratio:.2f}x",
-        "baseline": f"previous decoder: 8 MB line {old * 1000:.0f} ms (same run)",
+        "measured": f"CPU {results[32][1] * 1000:.0f} ms / {cpu8 * 1000:.0f} ms = {ratio:.2f}x",
+        "baseline": f"previous decoder: 8 MB line {old[1] * 1000:.0f} ms CPU (same run)",
         "goal": f"<= {GOAL_RATIO:g}x (linear)", "met": met}))
 
 

@@ -427,11 +427,10 @@ class ChatAccumulator:
 
     def _handle_delta(self, delta: dict, events: list[StreamEvent]) -> None:
         self._saw_delta = True
-        reasoning = delta.get("reasoning_content")
-        if type(reasoning) is not str:
+        # The common case is one plain string (or nothing): no helper call for it.
+        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+        if reasoning and type(reasoning) is not str:
             reasoning = reasoning_text(reasoning) or reasoning_text(delta.get("reasoning"))
-        elif not reasoning:
-            reasoning = reasoning_text(delta.get("reasoning"))
         if reasoning:
             if self.first_token_at is None:
                 self.first_token_at = time.monotonic()

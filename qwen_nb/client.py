@@ -300,17 +300,6 @@ class ResponseStream(EventStreamBase):
         return error
 
     def _events(self) -> Iterator[StreamEvent]:
-        settings = self.settings
-        self._deadline = time.monotonic() + settings.max_time
-        watchdog = threading.Timer(settings.max_time, self._expire)
-        watchdog.daemon = True
-        watchdog.start()
-        try:
-            yield from self._reply_events()
-        finally:
-            watchdog.cancel()
-
-    def _reply_events(self) -> Iterator[StreamEvent]:
         import httpx
 
         settings = self.settings
@@ -321,10 +310,19 @@ class ResponseStream(EventStreamBase):
                 f"--thinking-budget was not sent: the {provider.name} preset has no thinking "
                 "budget parameter (set it on the server, if it has one)"
             )
+        # The --max-time watchdog: wakes a read blocked on a silent server at the deadline.
+        self._deadline = time.monotonic() + settings.max_time
+        watchdog = threading.Timer(settings.max_time, self._expire)
+        watchdog.daemon = True
+        watchdog.start()
         try:
             response = self._connect(payload)
         except QwenError as error:
+            watchdog.cancel()
             raise self._fail(error) from None
+        except BaseException:
+            watchdog.cancel()
+            raise
         self._response = response
         done = False
         chunks: Iterator[bytes] | None = None
@@ -433,6 +431,7 @@ class ResponseStream(EventStreamBase):
                 )
             ) from None
         finally:
+            watchdog.cancel()
             self._response = None
             if done and chunks is not None and not self._stop.is_set():
                 release_in_background(response, chunks)
