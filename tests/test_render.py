@@ -154,6 +154,7 @@ def test_remote_images_become_links_that_fetch_nothing(source, label):
     links = [a for t, a in tags if t == "a"]
     assert len(links) == 1
     assert links[0]["rel"] == "noopener noreferrer" and links[0]["target"] == "_blank"
+    assert links[0]["referrerpolicy"] == "no-referrer"
     assert links[0]["href"].startswith("http")
     assert label in rendered
 
@@ -181,7 +182,8 @@ def test_the_markdown_fallback_names_the_image_host():
 
 def test_links_open_in_a_new_tab_without_referrer():
     rendered = markdown_html("[docs](https://example.org) and [local](#anchor)")
-    assert 'href="https://example.org" rel="noopener noreferrer" target="_blank"' in rendered
+    assert ('href="https://example.org" rel="noopener noreferrer" '
+            'referrerpolicy="no-referrer" target="_blank"') in rendered
     assert '<a href="#anchor">local</a>' in rendered
 
 
@@ -259,3 +261,13 @@ def test_markdown_output_is_answer_then_folded_thinking_with_no_style():
 def test_plain_text_keeps_short_replies_whole():
     plain = plain_text(QwenResponse(answer="Short answer.", thinking="Short thought."))
     assert "Short answer." in plain and "Short thought." in plain
+
+
+def test_past_the_highlight_budget_code_is_plain():
+    from qwen_nb.render.code import HIGHLIGHT_BUDGET
+
+    block = "```python\n" + "x = 1\n" * 1000 + "```\n\n"
+    rendered = markdown_html(block * (HIGHLIGHT_BUDGET // 6000 + 2))
+    blocks = rendered.split('<div class="qwen-nb-code"')[1:]
+    assert '<span class="m">' in blocks[0] and '<span class="m">' not in blocks[-1]
+    assert all('data-lang="python"' in b for b in blocks)  # still labelled

@@ -15,9 +15,10 @@ from typing import Any
 
 from .styles import CODE_CLASSES, CSS_CLASS
 
-# Lexing is the slow part of rendering (Pygments reads ~0.5 MB/s); past this much code in
-# one answer, further blocks are shown plain.
-HIGHLIGHT_BUDGET = 128 * 1024
+# Lexing is the slow part of rendering (Pygments' Python lexer reads about 0.3 MB/s, a
+# third of markdown-it's pace); past this much code in one answer (some 800 lines),
+# further blocks are shown plain, so a huge answer still finishes quickly.
+HIGHLIGHT_BUDGET = 32 * 1024
 _LANGUAGE = re.compile(r"[A-Za-z0-9_+#.-]{1,32}")
 
 

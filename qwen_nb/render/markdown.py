@@ -203,6 +203,7 @@ def _link_open(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: 
     token = tokens[idx]
     if token.tag == "a" and _SCHEME.match(str(token.attrGet("href") or "")):
         token.attrSet("rel", "noopener noreferrer")
+        token.attrSet("referrerpolicy", "no-referrer")  # kept where a host rewrites rel
         token.attrSet("target", "_blank")
     return self.renderToken(tokens, idx, options, env)
 
@@ -231,7 +232,7 @@ def remote_image_link(url: str, title: str = "") -> str:
     tab, without a referrer); `title` is already escaped."""
     title = f' title="{title}"' if title else ""
     return (f'<a class="{CSS_CLASS}-image-link" href="{html.escape(url)}" '
-            f'rel="noopener noreferrer" target="_blank"{title}>'
+            f'rel="noopener noreferrer" referrerpolicy="no-referrer" target="_blank"{title}>'
             f"{html.escape(image_link_text(url))}</a>")
 
 

@@ -2,7 +2,8 @@
 
 Colours come from JupyterLab's theme variables, so the dark theme stays readable (Lab
 marks it with `data-jp-theme-light="false"` on <body>); the fallbacks after each variable
-are for nbconvert pages and other hosts that do not define them. Nothing here loads a
+are for nbconvert pages and other hosts that do not define them. The notice has fixed
+colours: Lab's dark theme pairs its light warning background with light text. Nothing here loads a
 resource: no url(), no @import, no fonts.
 """
 
@@ -75,7 +76,7 @@ box-sizing:border-box;overflow-x:auto;display:none;margin:0}}
 .{_C}>details.{_C}-panel::details-content{{content-visibility:visible;display:contents}}
 }}
 .{_C}>.{_C}-notice{{order:-1;width:100%;padding:4px 12px;box-sizing:border-box;
-background:var(--jp-warn-color3,#fff8c5);color:var(--jp-ui-font-color1,#1f2328)}}
+background:#fff3c4;color:#3b2f00}}
 .{_C}>.{_C}-thumbs{{order:-2;width:100%;padding:4px 8px 0;display:flex;gap:4px}}
 .{_C}-thumbs img{{max-height:48px;max-width:96px;border:1px solid {_BORDER};border-radius:3px}}
 .{_C}-trace{{white-space:pre-wrap;overflow-wrap:break-word;word-break:normal;
