@@ -1,69 +1,40 @@
-"""An ipywidgets chat panel: prompt, images, live Answer / Thinking / Details, Stop, turns.
+"""The chat panel: a transcript of turns with their Answer / Thinking / Details, the prompt
+box pinned below, images, Stop, per-turn actions, and a transcript the notebook keeps.
 
-The reply runs in a daemon thread (api.open_stream + api.run, the path the magic uses), so
-the kernel stays free: the Stop button works while a reply streams and other cells run.
-Each turn is shown with the magic's own widgets (display.LiveTabs). The panel holds no
-HTTP code; Stop closes the event stream, which wakes a blocked read.
+The view is qwen_nb's front end (frontend/chat.py and qwen.js); this module is the panel's
+Python API and its logic. The reply runs in a daemon thread (api.open_stream + api.run,
+the path the magic uses), so the kernel stays free: Stop works while a reply streams and
+other cells run. The panel holds no HTTP code; Stop closes the event stream, which wakes a
+blocked read.
 
-The API key typed into the settings is moved into a Python-side Secret and the password
-field is emptied at once, so the key never sits in widget state a notebook could save.
+The API key typed into the settings travels once, in a message, into a Python-side Secret:
+it never sits in widget state a notebook could save.
 """
 
 from __future__ import annotations
 
 import base64
-import html
 import io
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import api
-from ._config import PROVIDERS, Secret, Settings, resolve_settings
+from ._config import PROVIDERS, ConfigError, Secret, Settings, resolve_settings
 from ._errors import InputError, Interrupted, QwenError
-from ._types import (
-    DEFAULT_MAX_PIXELS,
-    AnswerDelta,
-    Message,
-    PreparedImage,
-    PreparedVideo,
-    QwenResponse,
-    StreamEvent,
-    ThinkingDelta,
-    UsageUpdate,
-)
-from .conversation import Conversation, Turn, add_note, estimate_tokens
-from .frontend.live import LiveTabs, QuietFlush, Throttle, close_widgets
+from ._types import DEFAULT_MAX_PIXELS, Message, PreparedImage, PreparedVideo, QwenResponse
+from .conversation import Conversation, Turn, add_note
 
 THUMBNAIL_SIZE = 96
 # How long Stop waits for the reply thread to notice before it marks the turn stopped
 # itself (a server that has not sent its first byte yet holds the connect call).
 STOP_GRACE_SECONDS = 1.0
-
-# Ctrl+Enter / Shift+Enter (Cmd+Enter on a Mac) in the prompt clicks this panel's Send
-# button. ipywidgets has no key events for a Textarea, so a few lines of JavaScript do it;
-# where JavaScript outputs do not run, the Send button still works. The short delay lets
-# the last keystrokes reach the kernel before the click does.
-KEYS_JS = """
-(function () {
-  if (window.__qwenNbKeys) { return; }
-  window.__qwenNbKeys = true;
-  window.addEventListener("keydown", function (event) {
-    if (event.key !== "Enter" || !(event.ctrlKey || event.metaKey || event.shiftKey)) { return; }
-    var target = event.target;
-    if (!target || target.tagName !== "TEXTAREA" || !target.closest(".qwen-nb-prompt")) { return; }
-    var panel = target.closest(".qwen-nb-chat");
-    var send = panel && panel.querySelector("button.qwen-nb-send");
-    if (!send || send.disabled) { return; }
-    event.preventDefault();
-    event.stopPropagation();
-    target.dispatchEvent(new Event("change", {bubbles: true}));
-    setTimeout(function () { send.click(); }, 150);
-  }, true);
-})();
-"""
+SETTING_NAMES = ("model", "provider", "base_url", "temperature", "max_tokens",
+                 "thinking_budget", "ground", "answer_as", "system", "resend_images")
+ANSWER_AS = (("text", ""), ("JSON", "json"), ("document: HTML", "html"),
+             ("document: Markdown", "markdown"))
 
 
 @dataclass
@@ -77,24 +48,19 @@ class Attachment:
 
 @dataclass
 class _Reply:
-    """One reply on its way: its stream, its widgets, and whether it has been settled."""
+    """One reply on its way: its stream, its view, and whether it has been settled."""
 
+    turn_id: int
     user: Message
     attachments: list[Attachment]
     prompt_text: str
-    tabs: LiveTabs
     stream: Any = None
+    view: Any = None  # the turn's TurnStream
     thread: threading.Thread | None = None
     started: float = field(default_factory=time.monotonic)
-    thinking: list[str] = field(default_factory=list)
-    answer: list[str] = field(default_factory=list)
-    completion_tokens: int | None = None
     note: str | None = None
     stop_requested: bool = False
     settled: bool = False
-    # Held while drawing into `tabs` and while settling: a draw that began before Stop
-    # settled the turn (from another thread) must not paint over the final state.
-    draw_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class Panel:
@@ -102,7 +68,8 @@ class Panel:
 
     `history` is the list of turns (prompt, image_count, response), `last_response` the
     latest result, `busy` is True exactly while a reply is on its way; `send()`, `stop()`,
-    `new_chat()`, `wait()`, `to_markdown()` and `close()` do what the buttons do and more.
+    `regenerate()`, `new_chat()`, `wait()`, `to_markdown()` and `close()` do what the
+    buttons do and more.
     """
 
     def __init__(
@@ -120,17 +87,17 @@ class Panel:
         inline_urls: bool = False,
         namespace: Mapping[str, Any] | None = None,
         config: Mapping[str, Any] | None = None,
-        max_rate: float = 12.0,
+        max_rate: float = 5.0,
         cache: str | None = None,
         cache_dir: str | None = None,
     ) -> None:
-        import ipywidgets as widgets
+        from .frontend.chat import ChatView
 
-        self._widgets = widgets
         # Record/replay as for the magic: `cache` mode, else QWEN_NB_CACHE_MODE, else off.
         self._cache = {"cache": cache, "cache_dir": cache_dir}
         self.conversation = Conversation(resend_images=resend_images)
         self.history: list[Turn] = []
+        self._thumbs: list[list[str]] = []  # per turn of history: its thumbnails (data URLs)
         self.max_pixels = max_pixels
         self.inline_urls = inline_urls
         self.max_rate = max_rate
@@ -143,179 +110,46 @@ class Panel:
         self._idle = threading.Event()
         self._idle.set()
         self._closed = False
-        self._turn_widgets: list[Any] = []
-
-        layout_full = widgets.Layout(width="100%")
-        self.transcript = widgets.VBox([], layout=widgets.Layout(width="100%"))
-        self.notice = widgets.HTML("")
-        self.prompt = widgets.Textarea(
-            placeholder="Ask about the images... (Ctrl+Enter or Shift+Enter sends)",
-            rows=3,
-            continuous_update=True,
-            layout=layout_full,
-        )
-        self.prompt.add_class("qwen-nb-prompt")
-        self.upload = widgets.FileUpload(
-            accept="image/*,video/*,.mkv,.webm,.avi",
-            multiple=True,
-            description="Upload images or videos",
-        )
-        self.picker = widgets.Dropdown(
-            options=[], description="Variable:", layout=widgets.Layout(width="260px")
-        )
-        self.add_button = widgets.Button(
-            description="Add",
-            tooltip="Attach the selected image variable",
-            layout=widgets.Layout(width="60px"),
-        )
-        self.refresh_button = widgets.Button(
-            icon="refresh",
-            tooltip="Look for image variables again",
-            layout=widgets.Layout(width="40px"),
-        )
-        self.thumbnails = widgets.HBox([], layout=widgets.Layout(flex_flow="row wrap"))
-        self.send_button = widgets.Button(
-            description="Send",
-            button_style="primary",
-            icon="paper-plane",
-            tooltip="Send (Ctrl+Enter)",
-        )
-        self.send_button.add_class("qwen-nb-send")
-        self.stop_button = widgets.Button(
-            description="Stop", button_style="warning", icon="stop", disabled=True
-        )
-        self.new_button = widgets.Button(
-            description="New chat", icon="plus", tooltip="Forget this conversation and start over"
-        )
-        self.status = widgets.HTML("")
-
-        # Settings: empty means "the provider's default" (or QWEN_NB_* / %config values).
-        text = dict(style={"description_width": "110px"}, layout=widgets.Layout(width="420px"))
-        self.model_field = widgets.Text(
-            value=model or "", description="Model", placeholder="provider default", **text
-        )
-        self.provider_field = widgets.Dropdown(
-            options=[("default", "")]
-            + [(f"{p.label} ({name})", name) for name, p in PROVIDERS.items()],
-            value=provider or "",
-            description="Provider",
-            **text,
-        )
-        self.base_url_field = widgets.Text(
-            value=base_url or "", description="Base URL", placeholder="provider default", **text
-        )
-        self.temperature_field = widgets.Text(
-            value=_number_text(temperature),
-            description="Temperature",
-            placeholder="provider default (0 to 2)",
-            **text,
-        )
-        self.max_tokens_field = widgets.Text(
-            value=_number_text(max_tokens),
-            description="Max tokens",
-            placeholder="provider default",
-            **text,
-        )
-        self.thinking_budget_field = widgets.Text(
-            value=_number_text(thinking_budget),
-            description="Thinking budget",
-            placeholder="none",
-            **text,
-        )
-        self.ground_field = widgets.Text(
-            value="", description="Locate", placeholder='e.g. cat, red car (boxes drawn)', **text
-        )
-        self.answer_as_field = widgets.Dropdown(
-            options=[("text", ""), ("JSON", "json"), ("document: HTML", "html"),
-                     ("document: Markdown", "markdown")],
-            value="", description="Answer as", **text,
-        )
-        self.system_field = widgets.Textarea(
-            value=system or "", description="System prompt", placeholder="none", rows=2, **text
-        )
-        self.resend_images_field = widgets.Checkbox(
-            value=resend_images, description="Resend earlier images with each turn", indent=False
-        )
-        self.api_key_field = widgets.Password(
-            value="",
-            description="API key",
-            continuous_update=False,
-            placeholder="paste, then Enter (kept in memory only)",
-            **text,
-        )
-        self.key_status = widgets.HTML("")
-        self.forget_key_button = widgets.Button(
-            description="Forget key", layout=widgets.Layout(width="100px")
-        )
-        self.settings = widgets.Accordion(
-            children=[
-                widgets.VBox(
-                    [
-                        self.model_field,
-                        self.provider_field,
-                        self.base_url_field,
-                        self.temperature_field,
-                        self.max_tokens_field,
-                        self.thinking_budget_field,
-                        self.ground_field,
-                        self.answer_as_field,
-                        self.system_field,
-                        self.resend_images_field,
-                        widgets.HBox([self.api_key_field, self.forget_key_button]),
-                        self.key_status,
-                    ]
-                )
-            ],
-            titles=("Settings",),
-            selected_index=None,
-        )
-        self._keys = widgets.Output(layout=widgets.Layout(height="0px", overflow="hidden"))
-        self._keys.outputs = (
-            {
-                "output_type": "display_data",
-                "data": {"application/javascript": KEYS_JS, "text/plain": ""},
-                "metadata": {},
-            },
-        )
-
-        self.widget = widgets.VBox(
-            [
-                self.transcript,
-                self.notice,
-                self.prompt,
-                widgets.HBox([self.upload, self.picker, self.add_button, self.refresh_button]),
-                self.thumbnails,
-                widgets.HBox([self.send_button, self.stop_button, self.new_button]),
-                self.status,
-                self.settings,
-                self._keys,
-            ],
-            layout=widgets.Layout(width="100%", border="1px solid #d0d7de", padding="6px"),
-        )
-        self.widget.add_class("qwen-nb-chat")
-
-        self.send_button.on_click(lambda _: self.send())
-        self.stop_button.on_click(lambda _: self.stop())
-        self.new_button.on_click(lambda _: self.new_chat())
-        self.add_button.on_click(lambda _: self.add_variable())
-        self.refresh_button.on_click(lambda _: self.refresh_variables())
-        self.forget_key_button.on_click(lambda _: self.forget_key())
-        self.upload.observe(self._on_upload, names="value")
-        self.api_key_field.observe(self._on_key, names="value")
+        self._turn_ids = iter(range(1, 1 << 62))
+        self._turn_records: list[tuple[int, list[Attachment]]] = []  # per turn of history
+        providers = [("default", "")] + [(f"{p.label} ({name})", name)
+                                         for name, p in PROVIDERS.items()]
+        settings = {"model": model or "", "provider": provider or "",
+                    "base_url": base_url or "", "temperature": _number_text(temperature),
+                    "max_tokens": _number_text(max_tokens),
+                    "thinking_budget": _number_text(thinking_budget), "ground": "",
+                    "answer_as": "", "system": system or "", "resend_images": resend_images}
+        self.view = ChatView(providers=providers, settings=settings, on_action=self._on_action,
+                             answer_as=ANSWER_AS)
+        self.widget = self.view.widget
+        self.widget.observe(lambda _change: self._show_model(), names="settings")
+        self._show_model()
         self.refresh_variables()
 
     # -- display ----------------------------------------------------------------------------
 
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
         if self._closed:
-            return {"text/plain": repr(self)}
-        data = self.widget._repr_mimebundle_(include=include, exclude=exclude)
-        data["text/plain"] = repr(self)
-        return data
+            display({"text/plain": repr(self)}, raw=True)
+            return
+        self.view.show(self._transcript())
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """The static transcript (where `_ipython_display_` is not used)."""
+        return self._transcript()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "streaming" if self.busy else "idle"
         return f"<qwen_nb.Panel: {len(self.history)} turns, {state}>"
+
+    def _transcript(self) -> dict[str, str]:
+        from .frontend.chat import transcript_bundle
+
+        return transcript_bundle([(turn.prompt, turn.image_count, thumbs, turn.response)
+                                  for turn, thumbs in zip(self.history, self._thumbs,
+                                                          strict=True)])
 
     # -- state ------------------------------------------------------------------------------
 
@@ -337,6 +171,22 @@ class Panel:
         """The images (and videos) that the next Send will attach, in order."""
         return [image for item in self._attachments for image in item.images]
 
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The Settings fields as typed (empty: the provider's default)."""
+        return dict(self.view.get("settings"))
+
+    def set(self, **values: Any) -> None:
+        """Change Settings fields (model, provider, base_url, temperature, max_tokens,
+        thinking_budget, system, resend_images) as typing them would."""
+        unknown = set(values) - set(SETTING_NAMES)
+        if unknown:
+            raise InputError(f"Unknown panel setting(s): {', '.join(sorted(unknown))}; "
+                             f"known: {', '.join(SETTING_NAMES)}.")
+        self.view.set(settings={**self.settings, **{
+            name: value if name == "resend_images" else _number_text(value)
+            for name, value in values.items()}})
+
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the current reply (if any) has ended; False on timeout."""
         return self._idle.wait(timeout)
@@ -346,6 +196,37 @@ class Panel:
         from .conversation import transcript_markdown
 
         return transcript_markdown(self.history, thinking=thinking)
+
+    # -- actions from the page --------------------------------------------------------------
+
+    def _on_action(self, content: dict[str, Any], buffers: list[bytes]) -> None:
+        """One click or key in the page (qwen.js sends {action: ...})."""
+        action = content.get("action")
+        try:
+            if action == "send":
+                self.send(str(content.get("prompt", "")), edit=bool(content.get("edit")))
+            elif action == "stop":
+                self.stop()
+            elif action == "new_chat":
+                self.new_chat()
+            elif action == "regenerate":
+                self.regenerate()
+            elif action == "upload":
+                self._upload(list(content.get("names") or ()), buffers)
+            elif action == "add_variable":
+                self.add_variable(content.get("name") or None)
+            elif action == "refresh_variables":
+                self.refresh_variables()
+            elif action == "remove_attachment":
+                self.remove_attachment(int(content.get("index", -1)))
+            elif action == "set_key":
+                self.set_api_key(str(content.get("key", "")))
+            elif action == "forget_key":
+                self.forget_key()
+        except QwenError as error:
+            self._show_error(error)
+        except Exception as error:  # a bug must still leave a usable panel
+            self._show_notice(f"⚠ {type(error).__name__}: {error}")
 
     # -- attachments ------------------------------------------------------------------------
 
@@ -386,54 +267,31 @@ class Panel:
         self._render_thumbnails()
 
     def _render_thumbnails(self) -> None:
-        widgets = self._widgets
-        old = self.thumbnails.children
-        boxes = []
-        for index, attachment in enumerate(self._attachments):
-            remove = widgets.Button(
-                icon="times",
-                tooltip=f"Remove {attachment.label}",
-                layout=widgets.Layout(width="32px"),
-            )
-            remove.on_click(lambda _, i=index: self.remove_attachment(i))
-            caption = widgets.HTML(f"<small>{html.escape(_clip(attachment.label, 24))}</small>")
-            boxes.append(
-                widgets.VBox(
-                    [
-                        widgets.HBox(_thumbnail_widgets(widgets, attachment)),
-                        widgets.HBox([caption, remove]),
-                    ]
-                )
-            )
-        self.thumbnails.children = boxes
-        _close_tree(old)
+        from .frontend.chat import data_url
 
-    def _on_upload(self, change: dict[str, Any]) -> None:
-        files = change["new"]
-        if not files:
-            return
+        items = []
+        for attachment in self._attachments:
+            thumbs = attachment.thumbnails or [None] * len(attachment.images)
+            for thumb in thumbs:
+                items.append({"label": _clip(attachment.label, 24), "src": data_url(thumb)})
+        self.view.set(attachments=items)
+
+    def _upload(self, names: list[str], contents: list[bytes]) -> None:
+        """Files chosen in the page (their bytes came as message buffers, not state):
+        images, or videos (sampled into frames for the provider set now)."""
         problems: list[str] = []
-        for item in files:
-            name = str(item.get("name") or "upload")
+        for index, content in enumerate(contents):
+            name = str(names[index] if index < len(names) else "upload")
             try:
-                images = self._prepare_upload(bytes(item["content"]), name)
+                images = self._prepare_upload(content, name)
             except Exception as error:  # whatever the file holds, the panel stays usable
                 message = _image_problem(error)
                 problems.append(message if name in message else f"{name}: {message}")
                 continue
             self._add_attachment(Attachment(name, images, [
                 thumbnail(i.frames[0] if isinstance(i, PreparedVideo) else i) for i in images]))
-        # Forget the bytes: they are attached, and widget state should not carry them.
-        self.upload.value = ()
-        if problems:
-            self._show_notice(
-                "Not attached ("
-                + str(len(problems))
-                + "):<br>"
-                + "<br>".join(html.escape(p) for p in problems)
-            )
-        else:
-            self._show_notice("")
+        self._show_notice(f"Not attached ({len(problems)}): " + "; ".join(problems)
+                          if problems else "")
 
     def image_variables(self) -> list[str]:
         """Names in the notebook's namespace that hold something image-like."""
@@ -452,14 +310,10 @@ class Panel:
         return sorted(names)
 
     def refresh_variables(self) -> None:
-        names = self.image_variables()
-        current = self.picker.value
-        self.picker.options = names
-        self.picker.value = current if current in names else (names[0] if names else None)
+        self.view.set(variables=self.image_variables())
 
     def add_variable(self, name: str | None = None) -> None:
-        """Attach the variable chosen in the picker (or `name`)."""
-        name = name or self.picker.value
+        """Attach the image variable `name` (the one chosen in the page's picker)."""
         if not name:
             self._show_notice(
                 "No image variable chosen. Define one (a PIL image, an array, "
@@ -468,14 +322,14 @@ class Panel:
             return
         namespace = self._user_namespace()
         if name not in namespace:
-            self._show_notice(f"{html.escape(name)} is no longer defined.")
+            self._show_notice(f"{name} is no longer defined.")
             self.refresh_variables()
             return
         try:
             self.attach(namespace[name], label=name)
         except Exception as error:
             message = _image_problem(error)
-            self._show_notice(html.escape(message if name in message else f"{name}: {message}"))
+            self._show_notice(message if name in message else f"{name}: {message}")
             return
         self._show_notice("")
 
@@ -491,180 +345,230 @@ class Panel:
 
     # -- settings ---------------------------------------------------------------------------
 
-    def _on_key(self, change: dict[str, Any]) -> None:
-        value = (change["new"] or "").strip()
-        if not value:
-            return
-        self._key = Secret(value)
-        # Empty the field at once: widget state may be saved with the notebook.
-        self.api_key_field.value = ""
-        self.key_status.value = "key set (in memory)"
-
     def set_api_key(self, key: str) -> None:
-        """Use `key` for this panel only (kept in memory; same as the password field)."""
-        self._on_key({"new": key})
+        """Use `key` for this panel only (kept in memory; the page's key field sends it here
+        in a message and empties itself)."""
+        key = key.strip()
+        if not key:
+            return
+        self._key = Secret(key)
+        self.view.set(key_status="key set (in this kernel's memory only)", notice_key=False)
+        if "API key" in self.view.get("notice"):
+            self._show_notice("")
 
     def forget_key(self) -> None:
         self._key = None
-        self.key_status.value = "no key set here (using the environment / set_api_key)"
+        self.view.set(key_status="no key set here (using the environment / set_api_key)")
 
     def resolve_settings(self) -> Settings:
         """Settings for the next reply: this panel's fields, then QWEN_NB_*, then config."""
+        fields = self.settings
         return resolve_settings(
-            provider=self.provider_field.value or None,
-            base_url=self.base_url_field.value.strip() or None,
-            model=self.model_field.value.strip() or None,
+            provider=fields.get("provider") or None,
+            base_url=str(fields.get("base_url") or "").strip() or None,
+            model=str(fields.get("model") or "").strip() or None,
             api_key=self._key.reveal() if self._key is not None else None,
             config=self._config,
         )
 
     def _options(self) -> Any:
+        fields = self.settings
         return api.make_options(
-            temperature=_parse_number(self.temperature_field.value, float, "Temperature"),
-            max_tokens=_parse_number(self.max_tokens_field.value, int, "Max tokens"),
-            thinking_budget=_parse_number(self.thinking_budget_field.value, int, "Thinking budget"),
+            temperature=_parse_number(str(fields.get("temperature") or ""), float,
+                                      "Temperature"),
+            max_tokens=_parse_number(str(fields.get("max_tokens") or ""), int, "Max tokens"),
+            thinking_budget=_parse_number(str(fields.get("thinking_budget") or ""), int,
+                                          "Thinking budget"),
         )
 
     def _vision_keywords(self) -> dict[str, Any]:
         """Settings' Locate and Answer as, as the keywords ask(ground=, json=, doc=) takes."""
-        ground = self.ground_field.value.strip() or None
-        answer_as = self.answer_as_field.value
+        fields = self.settings
+        ground = str(fields.get("ground") or "").strip() or None
+        answer_as = fields.get("answer_as") or ""
         return {"ground": ground, "json": answer_as == "json",
                 "doc": answer_as if answer_as in ("html", "markdown") else None}
 
+    def _show_model(self) -> None:
+        """The model and provider the next Send will use, in the panel's header."""
+        try:
+            settings = self.resolve_settings()
+        except QwenError as error:
+            self.view.set(model_label=f"settings need a fix: {error.message}")
+            return
+        provider = settings.provider.label or settings.provider.name
+        self.view.set(model_label=f"{settings.model} · {provider}")
+
     # -- sending ----------------------------------------------------------------------------
 
-    def send(self, prompt: str | None = None) -> bool:
-        """Send the prompt and attached images; returns at once (False if nothing was sent,
-        with the reason shown in the panel)."""
+    def send(self, prompt: str | None = None, *, edit: bool = False) -> bool:
+        """Send the prompt (default: what is typed in the box) and attached images; returns
+        at once (False if nothing was sent, with the reason shown in the panel). `edit`:
+        replace the last turn (the page's Edit, then Send)."""
         if self._closed:
             raise InputError("This panel is closed; create a new one.")
-        if prompt is not None:
-            self.prompt.value = prompt
+        text = self.view.get("prompt") if prompt is None else prompt
         with self._lock:
             if self.busy:
                 self._show_notice("A reply is on its way: wait for it or press Stop.")
                 return False
-            text = self.prompt.value
+            if edit and self.history:
+                last = self._forget_last()
+                if not self._attachments:
+                    self._attachments = list(last)
             attachments = list(self._attachments)
-            resend = self.resend_images_field.value
             try:
-                settings = self.resolve_settings()
-                settings.require_key()
-                options = self._options()
-                images = [image for item in attachments for image in item.images]
-                plan = api.vision_plan(self._vision_keywords(), len(images))
-                parts, options = api.with_vision([*images, text], options, plan)
-                request = api.build_request(
-                    parts,
-                    model=settings.model,
-                    system=self.system_field.value or None,
-                    history=self.conversation.messages(resend_images=resend),
-                    options=options,
-                    reading=plan.reading,
-                )
-                stream = api.open_stream(request, settings, **self._cache)
+                request, settings, stream, note = self._open(text, attachments)
             except QwenError as error:
                 self._show_error(error)
                 return False
             self._idle.clear()
-        reply = _Reply(
-            user=request.messages[-1],
-            attachments=attachments,
-            prompt_text=text,
-            tabs=LiveTabs(),
-            stream=stream,
-            note=self.conversation.history_note(resend_images=resend),
-        )
-        self._reply = reply
-        self._show_notice("")
-        self._append_turn(reply)
-        self.prompt.value = ""
-        self._attachments = []
-        self._render_thumbnails()
-        self._set_buttons(busy=True)
-        self.status.value = "<em>waiting for the model...</em>"
-        reply.thread = threading.Thread(
-            target=self._consume, args=(reply, request, settings), name="qwen-nb-chat", daemon=True
-        )
-        reply.thread.start()
+        self._start(request, settings, stream, note, text, attachments)
         return True
 
-    def _append_turn(self, reply: _Reply) -> None:
-        widgets = self._widgets
-        count = len(reply.user.images)
-        label = f" &middot; {count} image{'s' if count != 1 else ''}" if count else ""
-        question = widgets.HTML(
-            f"<div style='white-space:pre-wrap;background:#f6f8fa;border-radius:6px;"
-            f"padding:4px 8px;margin:4px 0'><b>You</b>{label}<br>"
-            f"{html.escape(reply.prompt_text.strip())}</div>"
+    def regenerate(self) -> bool:
+        """Ask again for the last prompt and its images (the last turn is replaced)."""
+        with self._lock:
+            if self.busy or not self.history:
+                self._show_notice("Nothing to regenerate yet." if not self.history else
+                                  "A reply is on its way: wait for it or press Stop.")
+                return False
+            prompt = self.history[-1].prompt
+            attachments = self._forget_last()
+            try:
+                request, settings, stream, note = self._open(prompt, attachments)
+            except QwenError as error:
+                self._show_error(error)
+                return False
+            self._idle.clear()
+        self._start(request, settings, stream, note, prompt, attachments, keep_box=True)
+        return True
+
+    def _open(self, text: str, attachments: list[Attachment]) -> tuple[Any, Any, Any, Any]:
+        """Check everything and open the stream (nothing is sent when a check fails)."""
+        resend = bool(self.settings.get("resend_images", True))
+        settings = self.resolve_settings()
+        settings.require_key()
+        options = self._options()
+        images = [image for item in attachments for image in item.images]
+        plan = api.vision_plan(self._vision_keywords(), len(images))
+        parts, options = api.with_vision([*images, text], options, plan)
+        request = api.build_request(
+            parts,
+            model=settings.model,
+            system=str(self.settings.get("system") or "") or None,
+            history=self.conversation.messages(resend_images=resend),
+            options=options,
+            reading=plan.reading,
         )
-        thumbs = [w for a in reply.attachments for w in _thumbnail_widgets(widgets, a, 48)]
-        box = widgets.VBox([question, widgets.HBox(thumbs), reply.tabs.box])
-        self._turn_widgets.append(box)
-        self.transcript.children = (*self.transcript.children, box)
+        stream = api.open_stream(request, settings, **self._cache)
+        return request, settings, stream, self.conversation.history_note(resend_images=resend)
+
+    def _forget_last(self) -> list[Attachment]:
+        """Drop the last turn (to regenerate or edit it); returns its images."""
+        turn = self.history.pop()
+        self._thumbs.pop()
+        turn_id, attachments = self._turn_records.pop()
+        if self.conversation.turns and self.conversation.turns[-1].user is turn.user:
+            self.conversation.turns.pop()
+        self.view.drop_turn(turn_id)
+        self.view.update_transcript(self._transcript())
+        return attachments
+
+    def _start(self, request: Any, settings: Settings, stream: Any, note: str | None,
+               text: str, attachments: list[Attachment], *, keep_box: bool = False) -> None:
+        from .frontend.chat import data_url
+
+        turn_id = next(self._turn_ids)
+        user = request.messages[-1]
+        thumbs = [data_url(t) for a in attachments for t in a.thumbnails if t is not None]
+        reply = _Reply(turn_id, user, attachments, text, stream=stream, note=note)
+        reply.view = self.view.open_turn(turn_id, text, thumbs, len(user.images),
+                                         max_rate=self.max_rate)
+        reply.thumbs = thumbs  # type: ignore[attr-defined]
+        self._reply = reply
+        values: dict[str, Any] = {"busy": True, "notice": "", "notice_key": False,
+                                  "status": "waiting for the model..."}
+        if not keep_box:
+            values["prompt"] = ""
+            self._attachments = []
+        self.view.set(**values)
+        self._render_thumbnails()
+        reply.thread = threading.Thread(target=self._consume, args=(reply, request, settings),
+                                        name="qwen-nb-chat", daemon=True)
+        reply.thread.start()
 
     def _consume(self, reply: _Reply, request: Any, settings: Settings) -> None:
-        """The reply thread: stream into the turn's tabs, then settle the turn."""
-        view = _TurnView(self, reply)
+        """The reply thread: stream into the turn's view, then settle the turn."""
+        view = reply.view
         try:
             try:
                 response = api.run(request, settings, view, stream=reply.stream)
             finally:
                 view.stop()
         except Interrupted as error:
-            self._settle(reply, error.response or view.partial(error.message), stopped=True)
+            self._settle(reply, error.response or self._partial(reply, error.message),
+                         stopped=True)
         except QwenError as error:
+            partial = error.response or self._partial(reply, error.message)
             if reply.stop_requested:
-                self._settle(reply, error.response or view.partial(error.message), stopped=True)
+                self._settle(reply, partial, stopped=True)
             else:
-                self._settle(reply, error.response or view.partial(error.message), error=error)
+                self._settle(reply, partial, error=error)
         except Exception as error:  # a bug must still leave a usable panel
             wrapped = QwenError(f"Unexpected error ({type(error).__name__}: {error})")
-            self._settle(reply, view.partial(wrapped.message), error=wrapped)
+            self._settle(reply, self._partial(reply, wrapped.message), error=wrapped)
         else:
             self._settle(reply, response)
 
-    def _settle(
-        self,
-        reply: _Reply,
-        response: QwenResponse,
-        *,
-        stopped: bool = False,
-        error: QwenError | None = None,
-    ) -> None:
+    def _settle(self, reply: _Reply, response: QwenResponse, *, stopped: bool = False,
+                error: QwenError | None = None) -> None:
         """Show the final state of a turn and record it; the first caller wins."""
         with self._lock:
             if reply.settled:
                 return
             reply.settled = True
         try:
-            with reply.draw_lock:  # let a draw in progress finish first
-                pass
             response = add_note(response, reply.note)
             if stopped and response.complete:
                 response = response.replace(complete=False, error="stopped")
             elif stopped:
                 response = response.replace(error="stopped by the user")
             self.history.append(Turn(reply.user, response))
+            self._thumbs.append(getattr(reply, "thumbs", []))
+            self._turn_records.append((reply.turn_id, reply.attachments))
             kept = error is None and self.conversation.add(reply.user, response)
-            reply.tabs.show_final(response)
+            status = _final_status(response, stopped=stopped, failed=error is not None)
+            self.view.finish_turn(reply.turn_id, response, status=status)
             if error is not None:
                 self._show_error(error)
             if not kept:
                 self._restore(reply)
-            self.status.value = _final_status(response, stopped=stopped, failed=error is not None)
+            self.view.set(status=status)
+            self.view.update_transcript(self._transcript())
         finally:
             if self._reply is reply:
                 self._reply = None
-            self._set_buttons(busy=False)
+            if not self._closed:
+                self.view.set(busy=False)
             self._idle.set()
+
+    def _partial(self, reply: _Reply, error: str) -> QwenResponse:
+        """What arrived so far, as an incomplete response."""
+        view = reply.view
+        return QwenResponse(
+            answer="".join(view.answer) if view is not None else "",
+            thinking="".join(view.thinking) if view is not None else "",
+            complete=False,
+            error=error,
+            elapsed=time.monotonic() - reply.started,
+        )
 
     def _restore(self, reply: _Reply) -> None:
         """Put back the prompt and images of a turn that is not part of the conversation,
         so the person can fix the cause and resend (unless they already typed anew)."""
-        if not self.prompt.value.strip():
-            self.prompt.value = reply.prompt_text
+        if not str(self.view.get("prompt")).strip():
+            self.view.set(prompt=reply.prompt_text)
         if not self._attachments:
             self._attachments = list(reply.attachments)
             self._render_thumbnails()
@@ -675,7 +579,7 @@ class Panel:
         if reply is None or reply.settled:
             return
         reply.stop_requested = True
-        self.status.value = "<em>stopping...</em>"
+        self.view.set(status="stopping...")
         if reply.stream is not None:
             reply.stream.close()
         thread = reply.thread
@@ -686,7 +590,7 @@ class Panel:
             # thread ends on its own when the connect call returns.
             partial = getattr(reply.stream, "response", None)
             if not isinstance(partial, QwenResponse):
-                partial = _TurnView(self, reply).partial("stopped by the user")
+                partial = self._partial(reply, "stopped by the user")
             self._settle(reply, partial.replace(complete=False), stopped=True)
 
     def new_chat(self) -> None:
@@ -694,106 +598,34 @@ class Panel:
         self.stop()
         self.conversation.reset()
         self.history.clear()
-        old = self.transcript.children
-        self.transcript.children = ()
-        _close_tree(old)
-        self._turn_widgets.clear()
-        self.status.value = ""
-        self._show_notice("")
+        self._thumbs.clear()
+        self._turn_records.clear()
+        self.view.reset()
+        self.view.set(status="", notice="", notice_key=False)
+        self.view.update_transcript(self._transcript())
 
     def close(self) -> None:
-        """Stop the stream (freeing the connection) and close every widget."""
+        """Stop the stream (freeing the connection) and close the widget; the saved
+        transcript stays in the output."""
         self.stop()
         self._closed = True
-        _close_tree((self.widget,))
+        self.view.close()
 
     # -- helpers ----------------------------------------------------------------------------
 
-    def _set_buttons(self, *, busy: bool) -> None:
-        if self._closed:
-            return
-        self.send_button.disabled = busy
-        self.stop_button.disabled = not busy
-
-    def _show_notice(self, message_html: str) -> None:
-        self.notice.value = (
-            f"<div style='color:#9a6700'>{message_html}</div>" if message_html else ""
-        )
+    def _show_notice(self, message: str) -> None:
+        if not self._closed:
+            self.view.set(notice=message, notice_key=False)
 
     def _show_error(self, error: QwenError) -> None:
-        self._show_notice(
-            f"⚠ <b>{html.escape(type(error).__name__)}</b>: {html.escape(error.message)}"
-        )
-
-
-class _TurnView:
-    """Feeds one turn's LiveTabs from the stream, throttled; api.run drives it."""
-
-    def __init__(self, panel: Panel, reply: _Reply) -> None:
-        self.panel = panel
-        self.reply = reply
-        self.throttle = Throttle(panel.max_rate)
-        self._lock = reply.draw_lock  # the quiet-flush thread draws too, and Stop settles
-        self._quiet: QuietFlush | None = None  # started by the first event
-
-    def update(self, event: StreamEvent) -> None:
-        reply = self.reply
-        with self._lock:
-            if isinstance(event, ThinkingDelta):
-                reply.thinking.append(event.text)
-            elif isinstance(event, AnswerDelta):
-                reply.answer.append(event.text)
-            elif isinstance(event, UsageUpdate):
-                reply.completion_tokens = event.usage.completion_tokens
-            else:
-                return  # Finished: _consume settles the turn with what api.run returns
-            drawn = self.throttle.ready()
-            if drawn:
-                self._draw()
-        if self._quiet is None:
-            self._quiet = QuietFlush(self._draw_quiet)
-        self._quiet.event(drawn=drawn)
-
-    def _draw(self, *, force: bool = False) -> None:
-        reply = self.reply
-        if reply.settled:
+        if self._closed:
             return
-        reply.tabs.show_text("".join(reply.thinking), "".join(reply.answer), force=force)
-        status = self.status()
-        reply.tabs.show_status(status, force=force)
-        self.panel.status.value = status
-
-    def _draw_quiet(self) -> None:
-        with self._lock:
-            self._draw(force=True)
-
-    def stop(self) -> None:
-        if self._quiet is not None:
-            self._quiet.stop()
-
-    def fail(self, error: QwenError) -> None:
-        pass  # _consume settles the turn with the error's partial response
-
-    def status(self) -> str:
-        reply = self.reply
-        elapsed = time.monotonic() - reply.started
-        phase = "answering" if reply.answer else "thinking"
-        if reply.completion_tokens is not None:
-            tokens = f"{reply.completion_tokens:,} tokens"
-        else:
-            chars = sum(map(len, reply.thinking)) + sum(map(len, reply.answer))
-            tokens = f"~{estimate_tokens(' ' * chars):,} tokens (estimated)"
-        return f"<em>{phase}... {tokens}, {elapsed:.1f} s</em>"
-
-    def partial(self, error: str) -> QwenResponse:
-        reply = self.reply
-        return QwenResponse(
-            answer="".join(reply.answer),
-            thinking="".join(reply.thinking),
-            complete=False,
-            error=error,
-            elapsed=time.monotonic() - reply.started,
-        )
+        if isinstance(error, ConfigError) and "API key" in error.message:
+            self.view.set(notice=f"⚠ {error.message} Or paste a key into this panel: "
+                                 "Settings → API key (kept in memory only).",
+                          notice_key=True)
+            return
+        self.view.set(notice=f"⚠ {type(error).__name__}: {error.message}", notice_key=False)
 
 
 def _final_status(response: QwenResponse, *, stopped: bool, failed: bool) -> str:
@@ -801,13 +633,10 @@ def _final_status(response: QwenResponse, *, stopped: bool, failed: bool) -> str
     tokens = f"{usage.total_tokens:,} tokens, " if usage.total_tokens is not None else ""
     elapsed = f"{response.elapsed:.1f} s" if response.elapsed is not None else ""
     if stopped:
-        return f"<em>stopped: partial reply kept ({tokens}{elapsed})</em>"
+        return f"stopped: partial reply kept ({tokens}{elapsed})"
     if failed:
-        return (
-            "<em>failed: the prompt and images are back in the box; fix the cause and "
-            "send again</em>"
-        )
-    return f"<em>done: {tokens}{elapsed}</em>"
+        return "failed: the prompt and images are back in the box; fix the cause and send again"
+    return f"done: {tokens}{elapsed}"
 
 
 # -- thumbnails ------------------------------------------------------------------------------
@@ -835,27 +664,6 @@ def thumbnail(image: PreparedImage, size: int = THUMBNAIL_SIZE) -> tuple[bytes, 
     return out.getvalue(), "jpeg"
 
 
-def _thumbnail_widgets(
-    widgets: Any, attachment: Attachment, size: int = THUMBNAIL_SIZE
-) -> list[Any]:
-    items = []
-    for image, thumb in zip(
-        attachment.images, attachment.thumbnails or [None] * len(attachment.images), strict=False
-    ):
-        if thumb is None:
-            items.append(widgets.HTML(f"<small>{html.escape(_clip(image.source, 30))}</small>"))
-        else:
-            data, fmt = thumb
-            items.append(
-                widgets.Image(
-                    value=data,
-                    format=fmt,
-                    layout=widgets.Layout(max_width=f"{size}px", max_height=f"{size}px"),
-                )
-            )
-    return items
-
-
 # -- small helpers ---------------------------------------------------------------------------
 
 
@@ -864,12 +672,6 @@ def _image_problem(error: Exception) -> str:
     if isinstance(error, QwenError):
         return error.message
     return f"could not be read as an image ({type(error).__name__}: {error})"
-
-
-def _close_tree(roots: Sequence[Any]) -> None:
-    """Close widgets and everything inside them (children, accordion pages), with their
-    Layout and Style models (see display.close_widgets)."""
-    close_widgets(roots)
 
 
 def _number_text(value: float | int | None) -> str:

@@ -85,6 +85,7 @@ class FrontEndMessages:
     def __init__(self) -> None:
         self.opened: list[dict] = []
         self.custom: list[dict] = []
+        self.by_comm: dict[str, list[dict]] = {}
 
     def comm_class(self) -> type:
         import comm
@@ -97,8 +98,46 @@ class FrontEndMessages:
                     recorder.opened.append(data["state"])
                 elif msg_type == "comm_msg" and (data or {}).get("method") == "custom":
                     recorder.custom.append(data["content"])
+                    recorder.by_comm.setdefault(self.comm_id, []).append(data["content"])
 
         return RecordingComm
 
     def thinking(self) -> str:
         return "".join(message.get("think", "") for message in self.custom)
+
+    def turns(self, widget) -> list[dict]:
+        """The chat's turns as qwen.js shows them (applyTurn / applyReply in qwen.js)."""
+        turns: list[dict] = []
+        for message in self.by_comm.get(widget.comm.comm_id if widget.comm else "", []):
+            if message.get("reset"):
+                turns = []
+                continue
+            if "sync" in message:
+                turns = []
+                pending = list(message["sync"])
+            else:
+                pending = [message]
+            for item in pending:
+                if "open" in item:
+                    turns.append({"id": item["turn"], **item["open"], "blocks": [], "tail": "",
+                                  "thinking": "", "done": False})
+                    continue
+                found = [t for t in turns if t["id"] == item.get("turn")]
+                if not found:
+                    continue
+                turn = found[0]
+                if item.get("drop"):
+                    turns.remove(turn)
+                    continue
+                turn["blocks"].extend(item.get("seal", ()))
+                if "tail" in item:
+                    turn["tail"] = item["tail"]
+                if "answer" in item:
+                    turn["blocks"], turn["tail"] = [item["answer"]], ""
+                turn["thinking"] += item.get("think", "")
+                for key in ("label", "details", "error", "status", "done", "tab"):
+                    if key in item:
+                        turn[key] = item[key]
+        for turn in turns:
+            turn["answer"] = "".join(turn["blocks"]) + turn["tail"]
+        return turns

@@ -1,7 +1,10 @@
 """The chat panel, driven headless the way a person drives it: type, upload, click.
 
-Every test talks to the suite's local server and asserts what the server received and
-what the panel shows and holds.
+The page's actions reach the kernel as custom messages (what qwen.js sends), so the tests
+send those same messages to the panel's widget; what the panel shows is read back from the
+messages it sends (`FrontEndMessages.turns`, which applies them as qwen.js does) and its
+synced state. Every test talks to the suite's local server and asserts what the server
+received and what the panel shows and holds.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import time
 
 import pytest
 from fake_server import FakeServer, Reply
-from support import FAKE_KEY
+from support import FAKE_KEY, FrontEndMessages
 
 ipywidgets = pytest.importorskip("ipywidgets")
 
@@ -38,15 +41,30 @@ def jpeg_bytes(color=(30, 90, 200), size=(96, 64)) -> bytes:
     return out.getvalue()
 
 
-def upload_item(name: str, data: bytes, kind: str) -> dict:
-    """One file as the browser sends it in FileUpload's value (JSON plus a binary buffer)."""
-    return {"name": name, "type": kind, "size": len(data), "content": memoryview(data),
-            "last_modified": 1_767_000_000_000}
+def upload_item(name: str, data: bytes, kind: str) -> tuple[str, bytes]:
+    return name, data
 
 
-def upload(panel: Panel, *items: dict) -> None:
-    """What happens when a person picks files: the front end syncs the upload's value."""
-    panel.upload.set_state({"value": list(items)})
+def press(panel: Panel, action: str, buffers: list[bytes] | None = None, **content) -> None:
+    """What qwen.js sends when a person clicks, presses a key or picks files."""
+    panel.widget._handle_custom_msg({"action": action, **content}, buffers or [])
+
+
+def upload(panel: Panel, *items: tuple[str, bytes]) -> None:
+    """Files picked in the page: names in the message, bytes as its binary buffers."""
+    press(panel, "upload", [data for _, data in items], names=[name for name, _ in items])
+
+
+def type_prompt(panel: Panel, text: str) -> None:
+    panel.widget.prompt = text  # qwen.js syncs the draft as it is typed
+
+
+def click_send(panel: Panel) -> None:
+    press(panel, "send", prompt=panel.widget.prompt)
+
+
+def type_setting(panel: Panel, name: str, value) -> None:
+    panel.widget.settings = {**panel.widget.settings, name: value}
 
 
 def wait_until(predicate, timeout: float = TIMEOUT, interval: float = 0.02) -> bool:
@@ -82,7 +100,16 @@ def private_server(server, monkeypatch):
 
 
 @pytest.fixture
-def panel(server):
+def sent(monkeypatch):
+    import comm
+
+    recorder = FrontEndMessages()
+    monkeypatch.setattr(comm, "create_comm", recorder.comm_class())
+    return recorder
+
+
+@pytest.fixture
+def panel(server, sent):
     made = Panel(namespace={})
     yield made
     made.close()
@@ -90,15 +117,15 @@ def panel(server):
 
 def ask(panel: Panel, text: str) -> None:
     """Type the prompt and click Send, as a person would; wait for the reply to end."""
-    panel.prompt.value = text
-    panel.send_button.click()
+    type_prompt(panel, text)
+    click_send(panel)
     assert panel.wait(TIMEOUT), "the reply did not end"
 
 
 # -- one turn ---------------------------------------------------------------------------------
 
 
-def test_send_streams_the_reply_into_the_panel(server, panel):
+def test_send_streams_the_reply_into_the_panel(server, panel, sent):
     server.queue(Reply(thinking="I look at the question.", answer="Hello **there**"))
     ask(panel, "  Say hello  ")
     body = server.requests[-1].json
@@ -110,34 +137,32 @@ def test_send_streams_the_reply_into_the_panel(server, panel):
     assert response.complete
     assert [tuple(turn) for turn in panel.history] == [("Say hello", 0, response)]
     # What the person sees: their question, then the same tabs the magic uses.
-    (turn_box,) = panel.transcript.children
-    question, _thumbs, tabs_box = turn_box.children
-    assert "Say hello" in question.value
-    tab = tabs_box.children[0]
-    assert tab.titles == ("Answer", "Thinking", "Details")
-    answer, thinking, details = tab.children
-    assert "<strong>there</strong>" in answer.value
-    assert "I look at the question." in thinking.value
-    assert "qwen3-vl-32b-thinking" in details.value
-    assert "done" in panel.status.value
-    assert panel.prompt.value == ""
+    (turn,) = sent.turns(panel.widget)
+    assert turn["prompt"] == "  Say hello  " and turn["done"]
+    assert "<strong>there</strong>" in turn["answer"]
+    assert turn["thinking"] == "I look at the question."  # appended as text, exact
+    assert "qwen3-vl-32b-thinking" in turn["details"]
+    assert turn["label"].startswith("Thinking · ")
+    assert "done" in panel.widget.status
+    assert panel.widget.prompt == ""
     assert not panel.busy
-    assert not panel.send_button.disabled and panel.stop_button.disabled
+    assert not panel.widget.busy
+    # The saved copy of the conversation holds the turn too (text/html, Markdown, text).
+    saved = panel._repr_mimebundle_()
+    assert "Say hello" in saved["text/html"] and "<strong>there</strong>" in saved["text/html"]
+    assert "Hello **there**" in saved["text/markdown"]
 
 
-def test_send_returns_at_once_and_stop_keeps_the_partial_reply(server, panel):
+def test_send_returns_at_once_and_stop_keeps_the_partial_reply(server, panel, sent):
     full_answer = "word " * 400
     server.queue(Reply(thinking="short thought", answer=full_answer, chunk_chars=4,
                        chunk_delay=0.02))
-    panel.prompt.value = "Write a long answer"
-    panel.send_button.click()
+    type_prompt(panel, "Write a long answer")
+    click_send(panel)
     assert panel.busy  # Send returned while the reply is still on its way
-    assert not panel.stop_button.disabled and panel.send_button.disabled
-    assert wait_until(lambda: "word" in panel.status.value or "answering" in
-                      panel.status.value), panel.status.value
-    assert wait_until(lambda: "answering" in panel.status.value)
-    assert "tokens" in panel.status.value
-    panel.stop_button.click()
+    assert panel.widget.busy  # the page disables Send and enables Stop
+    assert wait_until(lambda: "word" in (sent.turns(panel.widget) or [{}])[-1].get("tail", ""))
+    press(panel, "stop")
     assert panel.wait(TIMEOUT)
     assert wait_until(lambda: server.active_streams == 0), "the connection stayed open"
     response = panel.last_response
@@ -146,10 +171,9 @@ def test_send_returns_at_once_and_stop_keeps_the_partial_reply(server, panel):
     assert response.thinking == "short thought"
     assert 0 < len(response.answer) < len(full_answer)
     assert full_answer.startswith(response.answer)
-    assert "stopped" in panel.status.value
-    tab = panel.transcript.children[-1].children[2].children[0]
-    assert "Incomplete" in panel.transcript.children[-1].children[2].children[1].value
-    assert "word" in tab.children[0].value
+    assert "stopped" in panel.widget.status
+    turn = sent.turns(panel.widget)[-1]
+    assert "Incomplete" in turn["error"] and "word" in turn["answer"]
     # The stopped answer is part of the conversation: the next turn carries it.
     server.queue(Reply(answer="ok"))
     ask(panel, "Go on")
@@ -163,31 +187,33 @@ def test_stop_wakes_a_read_blocked_on_a_silent_server(private_server, panel):
     private_server.queue(Reply(thinking="a b c d e f g h", answer="never arrives",
                                chunk_chars=2, stall_after=4, stall_seconds=120))
     panel.send("Hello?")
-    assert wait_until(lambda: "thinking" in panel.status.value)
-    panel.stop_button.click()
+    assert wait_until(lambda: len(private_server.requests) == 1)
+    time.sleep(0.5)
+    press(panel, "stop")
     assert panel.wait(TIMEOUT)
     response = panel.last_response
     assert not response.complete and response.thinking and not response.answer
-    assert "stopped" in panel.status.value
+    assert "stopped" in panel.widget.status
 
 
 def test_stop_while_the_server_has_not_answered_yet(private_server, panel):
     private_server.queue(Reply(delay_first_byte=4.0))
-    panel.prompt.value = "Anyone there?"
-    panel.send_button.click()
+    type_prompt(panel, "Anyone there?")
+    click_send(panel)
     assert wait_until(lambda: len(private_server.requests) == 1)
-    panel.stop_button.click()
+    press(panel, "stop")
     assert panel.wait(TIMEOUT)
     response = panel.last_response
     assert not response.complete and response.answer == ""
     # Nothing came back, so the prompt is back in the box for another try.
-    assert panel.prompt.value == "Anyone there?"
+    assert panel.widget.prompt == "Anyone there?"
 
 
 # -- conversations ----------------------------------------------------------------------------
 
 
-def test_second_turn_carries_first_answer_without_thinking_and_its_images(server, panel):
+def test_second_turn_carries_first_answer_without_thinking_and_its_images(server, panel,
+                                                                          sent):
     server.queue(Reply(thinking="SECRET-TRACE of turn one", answer="A red rectangle."),
                  Reply(answer="It is 128 px wide."))
     upload(panel, upload_item("red.png", png_bytes(), "image/png"))
@@ -208,26 +234,27 @@ def test_second_turn_carries_first_answer_without_thinking_and_its_images(server
     # The Details tab says what the history cost (from the first turn's usage).
     notes = panel.last_response.notes
     assert any("history: ~" in note and "prompt tokens" in note for note in notes), notes
-    details = panel.transcript.children[-1].children[2].children[0].children[2].value
-    assert "history: ~" in details
+    turns = sent.turns(panel.widget)
+    assert "history: ~" in turns[-1]["details"]
+    assert turns[0]["images"] == 1 and turns[0]["thumbs"][0].startswith("data:image/")
 
 
 def test_resend_images_off_sends_text_only_history(server, panel):
     server.queue(Reply(answer="Blue."), Reply(answer="Yes."))
     upload(panel, upload_item("blue.jpg", jpeg_bytes(), "image/jpeg"))
     ask(panel, "Colour?")
-    panel.resend_images_field.value = False
+    type_setting(panel, "resend_images", False)
     ask(panel, "Sure?")
     messages = server.requests[-1].json["messages"]
     assert image_parts(messages[0]) == []
     assert "Colour?" in messages[0]["content"] and "not resent" in messages[0]["content"]
 
 
-def test_new_chat_starts_over(server, panel):
+def test_new_chat_starts_over(server, panel, sent):
     server.queue(Reply(answer="One."), Reply(answer="Fresh."))
     ask(panel, "First")
-    panel.new_button.click()
-    assert panel.history == [] and panel.transcript.children == ()
+    press(panel, "new_chat")
+    assert panel.history == [] and sent.turns(panel.widget) == []
     ask(panel, "Second")
     assert server.requests[-1].json["messages"] == [{"role": "user", "content": "Second"}]
 
@@ -252,23 +279,22 @@ def test_upload_png_jpeg_and_a_corrupt_file(server, panel):
         upload_item("photo.jpg", jpeg_bytes(size=(96, 64)), "image/jpeg"),
         upload_item("broken.png", b"\x89PNG\r\n\x1a\n this is not really a PNG", "image/png"))
     assert [item.label for item in panel.attachments] == ["chart.png", "photo.jpg"]
-    assert "broken.png" in panel.notice.value
-    assert "chart.png" not in panel.notice.value
-    assert panel.upload.value == ()  # the bytes are not kept in widget state
-    assert len(panel.thumbnails.children) == 2
-    thumb = panel.thumbnails.children[0].children[0].children[0]
-    assert isinstance(thumb, ipywidgets.Image)
-    assert thumb.value[:4] in (b"\x89PNG", b"\xff\xd8\xff\xe0")
+    assert "broken.png" in panel.widget.notice
+    assert "chart.png" not in panel.widget.notice
+    thumbs = panel.widget.attachments  # what the page shows: label and a small image
+    assert [item["label"] for item in thumbs] == ["chart.png", "photo.jpg"]
+    data = base64.b64decode(thumbs[0]["src"].split(",", 1)[1])
+    assert data[:4] in (b"\x89PNG", b"\xff\xd8\xff\xe0") and len(data) < 20_000
     ask(panel, "Compare them")
     message = server.requests[-1].json["messages"][-1]
     parts = message["content"]
     assert [p["type"] for p in parts] == ["image_url", "image_url", "text"]
     assert [decoded_size(p) for p in parts[:2]] == [(352, 224), (320, 224)]
     assert panel.history[-1].image_count == 2
-    assert panel.thumbnails.children == ()  # sent: the attachments are cleared
+    assert panel.widget.attachments == []  # sent: the attachments are cleared
 
 
-def test_namespace_picker_add_and_remove(server):
+def test_namespace_picker_add_and_remove(server, sent):
     from PIL import Image
 
     np = pytest.importorskip("numpy")
@@ -277,21 +303,18 @@ def test_namespace_picker_add_and_remove(server):
                  "_private": Image.new("RGB", (8, 8))}
     panel = Panel(namespace=namespace)
     try:
-        assert list(panel.picker.options) == ["array", "photo"]
-        panel.picker.value = "photo"
-        panel.add_button.click()
-        panel.picker.value = "array"
-        panel.add_button.click()
+        assert panel.widget.variables == ["array", "photo"]
+        press(panel, "add_variable", name="photo")
+        press(panel, "add_variable", name="array")
         assert [item.label for item in panel.attachments] == ["photo", "array"]
-        remove = panel.thumbnails.children[0].children[1].children[1]
-        remove.click()
+        press(panel, "remove_attachment", index=0)
         assert [item.label for item in panel.attachments] == ["array"]
         namespace["later"] = Image.new("RGB", (20, 20), "blue")
         namespace["gone"] = "no/such/picture.png"  # looks like an image path; is not there
-        panel.refresh_button.click()
-        assert "later" in panel.picker.options
+        press(panel, "refresh_variables")
+        assert "later" in panel.widget.variables
         panel.add_variable("gone")
-        assert "picture.png" in panel.notice.value
+        assert "picture.png" in panel.widget.notice
         assert [item.label for item in panel.attachments] == ["array"]
         server.queue(Reply(answer="An array."))
         ask(panel, "What is it?")
@@ -307,20 +330,20 @@ def test_error_shows_in_panel_and_keeps_prompt_and_images(server, panel):
     server.queue(Reply(status=401, error_body={"error": {"message": "Invalid key"}}))
     upload(panel, upload_item("a.png", png_bytes(), "image/png"))
     ask(panel, "Describe")
-    assert "AuthenticationError" in panel.notice.value and "Invalid key" in panel.notice.value
-    assert panel.prompt.value == "Describe"
+    assert "AuthenticationError" in panel.widget.notice and "Invalid key" in panel.widget.notice
+    assert panel.widget.prompt == "Describe"
     assert len(panel.images) == 1
-    assert not panel.busy and not panel.send_button.disabled
+    assert not panel.busy and not panel.widget.busy
     assert panel.last_response.error and not panel.last_response.complete
     assert len(panel.conversation) == 0
     # Fixed: resend, and the same question and image go.
     server.queue(Reply(answer="Fine now."))
-    panel.send_button.click()
+    click_send(panel)
     assert panel.wait(TIMEOUT)
     messages = server.requests[-1].json["messages"]
     assert len(messages) == 1 and len(image_parts(messages[0])) == 1
     assert panel.last_response.answer == "Fine now."
-    assert panel.notice.value == ""
+    assert panel.widget.notice == ""
 
 
 def test_stream_cut_midway_is_an_error_with_partial_text(server, panel):
@@ -328,8 +351,8 @@ def test_stream_cut_midway_is_an_error_with_partial_text(server, panel):
     ask(panel, "Go")
     response = panel.last_response
     assert not response.complete and response.thinking
-    assert "StreamError" in panel.notice.value
-    assert panel.prompt.value == "Go"
+    assert "StreamError" in panel.widget.notice
+    assert panel.widget.prompt == "Go"
 
 
 def test_connection_refused_is_readable(server, panel, monkeypatch):
@@ -341,29 +364,29 @@ def test_connection_refused_is_readable(server, panel, monkeypatch):
     monkeypatch.setenv("QWEN_NB_BASE_URL", f"http://127.0.0.1:{port}/v1")
     monkeypatch.setenv("QWEN_NB_MAX_ATTEMPTS", "1")
     ask(panel, "Hello?")
-    assert "APIConnectionError" in panel.notice.value
-    assert panel.prompt.value == "Hello?"
+    assert "APIConnectionError" in panel.widget.notice
+    assert panel.widget.prompt == "Hello?"
 
 
 def test_bad_setting_is_refused_before_sending(server, panel):
-    panel.temperature_field.value = "warm"
-    panel.prompt.value = "Hi"
-    panel.send_button.click()
+    type_setting(panel, "temperature", "warm")
+    type_prompt(panel, "Hi")
+    click_send(panel)
     assert not panel.busy
-    assert "Temperature" in panel.notice.value and "warm" in panel.notice.value
+    assert "Temperature" in panel.widget.notice and "warm" in panel.widget.notice
     assert server.requests == []
-    panel.prompt.value = "   "
-    panel.temperature_field.value = ""
-    panel.send_button.click()
-    assert "empty" in panel.notice.value and server.requests == []
+    type_prompt(panel, "   ")
+    type_setting(panel, "temperature", "")
+    click_send(panel)
+    assert "empty" in panel.widget.notice and server.requests == []
 
 
 def test_settings_reach_the_request(server, panel):
-    panel.model_field.value = "my-model"
-    panel.temperature_field.value = "0.3"
-    panel.max_tokens_field.value = "500"
-    panel.thinking_budget_field.value = "200"
-    panel.system_field.value = "Be brief."
+    type_setting(panel, "model", "my-model")
+    type_setting(panel, "temperature", "0.3")
+    type_setting(panel, "max_tokens", "500")
+    type_setting(panel, "thinking_budget", "200")
+    type_setting(panel, "system", "Be brief.")
     server.queue(Reply(answer="Ok."))
     ask(panel, "Hi")
     body = server.requests[-1].json
@@ -379,14 +402,14 @@ def test_settings_reach_the_request(server, panel):
 def test_api_key_field_is_emptied_and_the_key_stays_in_memory(server, panel, monkeypatch):
     monkeypatch.delenv("QWEN_NB_API_KEY")
     monkeypatch.setenv("QWEN_NB_PROVIDER", "aimlapi")
-    panel.prompt.value = "Hi"
-    panel.send_button.click()
-    assert "No API key" in panel.notice.value and server.requests == []
-    panel.api_key_field.value = FAKE_KEY  # what the front end sends on Enter
-    assert panel.api_key_field.value == ""
-    assert "key set (in memory)" in panel.key_status.value
+    type_prompt(panel, "Hi")
+    click_send(panel)
+    assert "No API key" in panel.widget.notice and server.requests == []
+    assert "Settings → API key" in panel.widget.notice and panel.widget.notice_key
+    press(panel, "set_key", key=FAKE_KEY)  # what the page sends on Enter (not state)
+    assert "key set" in panel.widget.key_status and not panel.widget.notice_key
     server.queue(Reply(answer="Authorized."))
-    panel.send_button.click()
+    click_send(panel)
     assert panel.wait(TIMEOUT)
     assert server.requests[-1].headers["Authorization"] == f"Bearer {FAKE_KEY}"
     assert panel.last_response.answer == "Authorized."
@@ -400,7 +423,7 @@ def test_api_key_field_is_emptied_and_the_key_stays_in_memory(server, panel, mon
 # -- concurrency and closing ------------------------------------------------------------------
 
 
-def test_two_panels_stream_at_once(server):
+def test_two_panels_stream_at_once(server, sent):
     server.reply_fn = lambda body: Reply(answer="slow " * 200, chunk_chars=5, chunk_delay=0.02)
     first, second = Panel(namespace={}), Panel(namespace={})
     try:
@@ -417,7 +440,7 @@ def test_two_panels_stream_at_once(server):
         second.close()
 
 
-def test_close_stops_the_stream_and_closes_widgets(server):
+def test_close_stops_the_stream_and_closes_widgets(server, sent):
     server.queue(Reply(answer="never ending " * 200, chunk_chars=4, chunk_delay=0.02))
     panel = Panel(namespace={})
     panel.send("Talk")
@@ -425,7 +448,7 @@ def test_close_stops_the_stream_and_closes_widgets(server):
     panel.close()
     assert not panel.busy
     assert wait_until(lambda: server.active_streams == 0)
-    assert panel.widget.comm is None and panel.prompt.comm is None
+    assert panel.widget.comm is None
     assert not panel.last_response.complete
     with pytest.raises(Exception, match="closed"):
         panel.send("again")
@@ -436,7 +459,7 @@ def test_busy_panel_refuses_a_second_send(server, panel):
     panel.send("First")
     assert panel.busy
     assert panel.send("Second") is False
-    assert "on its way" in panel.notice.value
+    assert "on its way" in panel.widget.notice
     # Stop only once the first request is at the server: stopping earlier rightly sends
     # nothing at all, which would not show that "Second" was never sent.
     assert wait_until(lambda: len(server.requests) == 1)
@@ -447,7 +470,7 @@ def test_busy_panel_refuses_a_second_send(server, panel):
     assert "First" in sent and "Second" not in sent
 
 
-def test_offline_provider(monkeypatch):
+def test_offline_provider(monkeypatch, sent):
     pytest.importorskip("qwen_nb.offline")
     monkeypatch.setenv("QWEN_NB_PROVIDER", "offline")
     panel = Panel(namespace={})
@@ -459,3 +482,43 @@ def test_offline_provider(monkeypatch):
         assert panel.history[0].image_count == 1
     finally:
         panel.close()
+
+
+# -- per-turn actions, and a page that reloads ---------------------------------------------
+
+
+def test_regenerate_replaces_the_last_turn_with_a_new_reply(server, panel, sent):
+    server.queue(Reply(answer="First try."), Reply(answer="Second try."))
+    upload(panel, upload_item("a.png", png_bytes(), "image/png"))
+    ask(panel, "Describe")
+    press(panel, "regenerate")
+    assert panel.wait(TIMEOUT)
+    assert [turn.response.answer for turn in panel.history] == ["Second try."]
+    again = server.requests[-1].json["messages"]
+    assert len(again) == 1 and len(image_parts(again[0])) == 1  # same prompt and image
+    (turn,) = sent.turns(panel.widget)
+    assert "Second try." in turn["answer"] and turn["images"] == 1
+    assert "First try." not in panel._repr_mimebundle_()["text/html"]
+
+
+def test_edit_and_resend_replaces_the_last_prompt(server, panel, sent):
+    server.queue(Reply(answer="One."), Reply(answer="Two."), Reply(answer="Three."))
+    ask(panel, "First")
+    ask(panel, "Secnod")
+    press(panel, "send", prompt="Second", edit=True)
+    assert panel.wait(TIMEOUT)
+    assert [turn.prompt for turn in panel.history] == ["First", "Second"]
+    messages = server.requests[-1].json["messages"]
+    assert [m["content"] for m in messages] == ["First", "One.", "Second"]
+    assert [t["prompt"] for t in sent.turns(panel.widget)] == ["First", "Second"]
+
+
+def test_a_reloaded_page_gets_every_turn_again(server, panel, sent):
+    server.queue(Reply(thinking="Hmm.", answer="Kept **answer**."))
+    ask(panel, "Remember me")
+    before = sent.turns(panel.widget)
+    press(panel, "sync")  # a view that starts empty asks for the transcript
+    assert sent.by_comm[panel.widget.comm.comm_id][-1].keys() == {"sync"}
+    after = sent.turns(panel.widget)
+    assert [(t["prompt"], t["answer"], t["thinking"]) for t in after] == \
+        [(t["prompt"], t["answer"], t["thinking"]) for t in before]

@@ -86,31 +86,29 @@ def test_cells_run_while_the_panel_streams_and_stop_ends_it(server):
            "QWEN_NB_MODEL": "qwen3-vl-32b-thinking"}
     kernel = Kernel(env)
     try:
-        ids = kernel.run("import qwen_nb\n"
-                         "panel = qwen_nb.Panel(namespace={})\n"
-                         "print(panel.prompt.model_id, panel.send_button.model_id, "
-                         "panel.stop_button.model_id)").split()
-        prompt_id, send_id, stop_id = ids
-        # Type (the front end syncs the Textarea's value), then click Send.
-        kernel.comm(prompt_id, {"method": "update", "state": {"value": "Tell me a story"},
-                                "buffer_paths": []})
-        kernel.comm(send_id, {"method": "custom", "content": {"event": "click"}})
+        panel_id = kernel.run("import qwen_nb\n"
+                              "panel = qwen_nb.Panel(namespace={})\n"
+                              "print(panel.widget.model_id)").strip()
+        # Type (qwen.js syncs the draft), then click Send (a custom message).
+        kernel.comm(panel_id, {"method": "update", "state": {"prompt": "Tell me a story"},
+                               "buffer_paths": []})
+        kernel.comm(panel_id, {"method": "custom", "content": {"action": "send",
+                                                               "prompt": "Tell me a story"}})
         assert wait_for(kernel, "panel.busy", "True") == "True"
 
         # Another cell runs to completion while the reply is still streaming.
         assert kernel.run("print(sum(range(10)), panel.busy)") == "45 True"
-        assert wait_for(kernel, "'answering' in panel.status.value", "True") == "True"
-        kernel.drain(0.5)
-        # The reply thread's widget updates reached the front end as comm messages.
+        kernel.drain(1.0)
+        # The reply thread's turn messages reached the front end while the kernel was free.
         updates = [m for m in kernel.iopub if m["msg_type"] == "comm_msg"
-                   and "answering" in str(m["content"]["data"].get("state", {}))]
-        assert updates, "no live status updates were sent to the front end"
+                   and "word" in str(m["content"]["data"].get("content", {}).get("tail", ""))]
+        assert updates, "no live answer updates were sent to the front end"
 
-        kernel.comm(stop_id, {"method": "custom", "content": {"event": "click"}})
+        kernel.comm(panel_id, {"method": "custom", "content": {"action": "stop"}})
         assert wait_for(kernel, "panel.busy", "False") == "False"
         result = kernel.run("r = panel.last_response\n"
                             "print(r.complete, 0 < len(r.answer) < " + str(len(full_answer))
-                            + ", 'stopped' in panel.status.value)")
+                            + ", 'stopped' in panel.widget.status)")
         assert result == "False True True"
         deadline = time.monotonic() + TIMEOUT
         while server.active_streams and time.monotonic() < deadline:

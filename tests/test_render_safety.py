@@ -208,32 +208,39 @@ def test_any_mix_of_dangerous_fragments_stays_inert(answer, thinking):
 # --- the live view and the panel -------------------------------------------------------
 
 
-def _widget_values(root) -> list[str]:
-    values, stack = [], [root]
-    while stack:
-        widget = stack.pop()
-        value = getattr(widget, "value", None)
-        if isinstance(value, str):
-            values.append(value)
-        stack.extend(getattr(widget, "children", ()) or ())
-    return values
+LIVE_HTML_KEYS = ("tail", "details")  # message keys the page inserts as HTML (and "seal")
 
 
 @pytest.mark.parametrize("payload", PAYLOADS)
-def test_live_widget_values_are_inert_while_streaming_and_at_the_end(payload):
-    from qwen_nb.frontend.live import LiveTabs
+def test_live_messages_are_inert_while_streaming_and_at_the_end(payload, _global_ip,
+                                                                monkeypatch):
+    """What the live view sends: HTML pieces (inert) and the thinking as text, which
+    qwen.js places with a text node (never parsed as HTML)."""
+    import comm
+    from IPython.utils.capture import capture_output
+    from support import FrontEndMessages
 
-    tabs = LiveTabs()
-    try:
-        tabs.show_text(f"thinking {payload}", f"answer {payload}")
-        for value in _widget_values(tabs.box):
-            assert_inert(value)
-        tabs.show_final(QwenResponse(answer=payload, thinking=payload, refusal=payload,
-                                     model=payload, error=payload, complete=False))
-        for value in _widget_values(tabs.box):
-            assert_inert(value)
-    finally:
-        tabs.close()
+    from qwen_nb._types import AnswerDelta, Finished, ThinkingDelta
+    from qwen_nb.frontend.live import LiveView
+
+    sent = FrontEndMessages()
+    monkeypatch.setattr(comm, "create_comm", sent.comm_class())
+    with capture_output() as captured:
+        view = LiveView(flush_when_quiet=False)
+        for index in range(0, len(payload), 3):
+            view.update(ThinkingDelta(payload[index:index + 3]))
+        for index in range(0, len(payload), 3):
+            view.update(AnswerDelta(payload[index:index + 3]))
+            view._draw(force=True)
+        view.update(Finished(QwenResponse(answer=payload, thinking=payload, refusal=payload,
+                                          model=payload, error=payload, complete=False)))
+    pieces = [m[key] for m in sent.custom for key in LIVE_HTML_KEYS if m.get(key)]
+    pieces += [html for m in sent.custom for html in m.get("seal", ())]
+    assert pieces, "no HTML was sent"
+    for piece in pieces:
+        assert_inert(piece)
+    assert "".join(m.get("think", "") for m in sent.custom) == payload
+    assert_inert(captured.outputs[-1].data["text/html"], own_style=1)
 
 
 def test_panel_shows_model_output_inertly(server):
@@ -241,17 +248,30 @@ def test_panel_shows_model_output_inertly(server):
 
     payload = "\n\n".join(PAYLOADS)
     server.queue(Reply(thinking=payload, answer=payload, chunk_chars=7))
+    import comm
+    from support import FrontEndMessages
+
+    sent = FrontEndMessages()
+    original = comm.create_comm
+    comm.create_comm = sent.comm_class()
     panel = Panel()
     try:
         panel.send("Show me something dangerous")
         assert panel.wait(60)
         assert panel.last_response is not None and panel.last_response.answer
-        values = _widget_values(panel.transcript)
+        # Every piece of HTML the page receives (the thinking travels as text, placed
+        # with a text node; prompts too), and the saved transcript.
+        (turn,) = sent.turns(panel.widget)
+        values = [turn["answer"], turn["details"]]
+        values += [m["tail"] for m in sent.custom if m.get("tail")]
+        values += [html for m in sent.custom for html in m.get("seal", ())]
         assert any("alert" in value for value in values)  # the text is there, as text
         for value in values:
             assert_inert(value)
+        assert_inert(panel._repr_mimebundle_()["text/html"], own_style=1)
     finally:
         panel.close()
+        comm.create_comm = original
 
 
 def test_the_magic_path_renders_streamed_output_inertly(ip, server):

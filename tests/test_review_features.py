@@ -153,15 +153,18 @@ def test_a_draw_caught_mid_way_by_stop_does_not_paint_over_the_stopped_turn(serv
     try:
         assert panel.send("Go")
         reply_thread = panel._reply.thread
-        answer_column = panel.transcript.children[-1].children[2].children[0].children[0]
         drawing, release = threading.Event(), threading.Event()
+        sent_messages: list[dict] = []
+        original_send = panel.widget.send
 
-        def slow_front_end(change):  # the reply thread is caught inside a draw of the answer
-            if not drawing.is_set():
+        def slow_front_end(content, buffers=None):  # the reply thread is caught in a draw
+            if "tail" in content and not content.get("done") and not drawing.is_set():
                 drawing.set()
                 release.wait(60)
+            sent_messages.append(content)
+            return original_send(content, buffers)
 
-        answer_column.observe(slow_front_end, names="children")
+        panel.widget.send = slow_front_end
         held.set()
         assert drawing.wait(60), "the answer was never drawn"
         # The draw outlasts Stop's grace period, so Stop settles the turn itself.
@@ -170,8 +173,11 @@ def test_a_draw_caught_mid_way_by_stop_does_not_paint_over_the_stopped_turn(serv
         release.set()
         reply_thread.join(60)
         assert not reply_thread.is_alive()
-        assert "stopped" in panel.status.value, panel.status.value
+        assert "stopped" in panel.widget.status, panel.widget.status
         assert not panel.busy and not panel.last_response.complete
+        # Nothing of the reply was sent after the turn's final (stopped) state.
+        turn_messages = [m for m in sent_messages if m.get("turn") is not None]
+        assert turn_messages[-1].get("done") is True, turn_messages[-1]
     finally:
         release.set()
         panel.close()

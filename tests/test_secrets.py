@@ -164,40 +164,33 @@ def test_panel_leaks_nothing(server):
 
 
 def everything_a_panel_shows(server, *replies: Reply) -> str:
-    """A panel sends one prompt per reply; its widgets' states, repr, bundle, Markdown
-    and turns, as text."""
+    """A panel sends one prompt per reply; its widget's state, every message it sent to the
+    page, repr, bundle, Markdown and turns, as text."""
+    import comm
+    from support import FrontEndMessages
+
     from qwen_nb.panel import Panel
 
     server.queue(*replies)
+    sent = FrontEndMessages()
+    original = comm.create_comm
+    comm.create_comm = sent.comm_class()
     panel = Panel()
     try:
         values = []
         for number in range(len(replies)):
             panel.send(f"prompt {number}")
             assert panel.wait(60)
-            values += [json.dumps(w.get_state(), default=repr) for w in widget_tree(panel)]
-        values += [repr(panel), json.dumps(panel._repr_mimebundle_(), default=repr),
+            values.append(json.dumps(panel.widget.get_state(), default=repr))
+        assert sent.custom, "the panel sent nothing to the page"
+        values += [json.dumps(sent.custom, default=repr), repr(panel),
+                   json.dumps(panel._repr_mimebundle_(), default=repr),
                    panel.to_markdown(thinking=True)]
         values += [everything_about(turn.response) for turn in panel.history]
         return "\n".join(values)
     finally:
         panel.close()
-
-
-def widget_tree(panel) -> list:
-    """Every widget the panel holds, children included."""
-    from ipywidgets import Widget
-
-    seen: dict[int, Widget] = {}
-    stack = [v for v in vars(panel).values() if isinstance(v, Widget)]
-    while stack:
-        widget = stack.pop()
-        if id(widget) in seen:
-            continue
-        seen[id(widget)] = widget
-        stack.extend(c for c in getattr(widget, "children", ()) or () if isinstance(c, Widget))
-    assert len(seen) > 5
-    return list(seen.values())
+        comm.create_comm = original
 
 
 def test_cache_files_leak_nothing(server, tmp_path):

@@ -368,17 +368,18 @@ def test_batch_one_request_per_video(server, clip):
 
 
 def test_panel_upload_accepts_a_video(server, clip):
-    from test_panel import upload, upload_item
+    from test_panel import click_send, type_prompt, upload, upload_item
 
+    from qwen_nb.frontend.widget import esm
     from qwen_nb.panel import Panel
 
     panel = Panel(namespace={}, provider="dashscope")
     try:
         upload(panel, upload_item("clip.mp4", clip.read_bytes(), "video/mp4"))
-        assert "video/*" in panel.upload.accept
+        assert 'upload.accept = "image/*,video/*' in esm()  # the page's file picker
         assert len(panel.images) == 1 and panel.images[0].encoding == "frames"
-        panel.prompt.value = "What happens?"
-        panel.send_button.click()
+        type_prompt(panel, "What happens?")
+        click_send(panel)
         assert panel.wait(30)
         content = sent_content(server)
         assert content[0]["type"] == "video" and len(content[0]["video"]) == 20

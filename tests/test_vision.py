@@ -223,29 +223,35 @@ def test_batch_refuses_a_bad_vision_option_before_sending(server):
     assert len(server.requests) == before
 
 
-def test_panel_settings_locate_and_answer_as(server):
+def test_panel_settings_locate_and_answer_as(server, monkeypatch):
+    import comm
+    from support import FrontEndMessages
+    from test_panel import click_send, type_prompt, type_setting
+
     from qwen_nb.panel import Panel
 
+    sent = FrontEndMessages()
+    monkeypatch.setattr(comm, "create_comm", sent.comm_class())
     panel = Panel(namespace={})
     try:
         panel.attach(Image.new("RGB", (400, 300), "white"), "white")
-        panel.ground_field.value = "door"
+        type_setting(panel, "ground", "door")
         server.queue(Reply(answer='[{"bbox_2d": [0, 0, 500, 500], "label": "door"}]'))
-        panel.prompt.value = "Where?"
-        panel.send_button.click()
+        type_prompt(panel, "Where?")
+        click_send(panel)
         assert panel.wait(30)
         text = server.requests[-1].json["messages"][-1]["content"][-1]["text"]
         assert text.startswith("Where?\n\n") and "categories: \"door\"" in text
         assert panel.last_response.boxes[0].xyxy == (0.0, 0.0, 200.0, 150.0)
         # The turn's Answer tab shows the drawn overlay, as the magic's output does.
-        tabs = panel.transcript.children[-1].children[-1].children[0]
-        assert re.search(r'<img [^>]*src="data:image/', tabs.children[0].value)
+        turn = sent.turns(panel.widget)[-1]
+        assert re.search(r'<img [^>]*src="data:image/', turn["answer"])
 
-        panel.ground_field.value = ""
-        panel.answer_as_field.value = "json"
+        type_setting(panel, "ground", "")
+        type_setting(panel, "answer_as", "json")
         server.queue(Reply(answer='{"doors": 1}'))
-        panel.prompt.value = "Count doors"
-        panel.send_button.click()
+        type_prompt(panel, "Count doors")
+        click_send(panel)
         assert panel.wait(30)
         assert server.requests[-1].json["response_format"] == {"type": "json_object"}
         assert panel.last_response.data == {"doors": 1}

@@ -1,14 +1,13 @@
-"""Live views of a streaming reply: ipywidgets tabs in a kernel, plain text in a terminal.
+"""Live views of a streaming reply: qwen_nb's front end in a kernel, text in a terminal.
 
-Updates are throttled (at most `max_rate` a second, whatever the chunk rate); the final
-state is always exact. When the reply ends, the widget's output is replaced through its
-display handle by the static bundle, so a saved notebook keeps text, not widget state.
+Updates are throttled (at most `max_rate` a second, whatever the chunk rate) and carry
+only what changed (frontend/feed.py); the final state is always exact. When the reply
+ends, the widget's output is replaced through its display handle by the static bundle, so
+a saved notebook keeps text, not widget state.
 """
 
 from __future__ import annotations
 
-import functools
-import html
 import sys
 import threading
 import time
@@ -18,15 +17,7 @@ from typing import Any
 from .._errors import QwenError
 from .._terminal import inert
 from .._types import AnswerDelta, Finished, QwenResponse, StreamEvent, ThinkingDelta
-from ..render import (
-    CSS_CLASS,
-    details_table,
-    markdown_html,
-    static_bundle,
-    status_message,
-    vision_answer_html,
-)
-from .feed import MESSAGE_OVERHEAD, markdown_boundary
+from ..render import markdown_html, static_bundle, status_message
 
 ANSWER, THINKING, DETAILS = 0, 1, 2
 
@@ -126,194 +117,6 @@ class QuietFlush:
         self._stop.set()
         if self._thread is not threading.current_thread():
             self._thread.join(timeout=2.0)
-
-
-def trace_block_html(text: str) -> str:
-    """One piece of the thinking trace; consecutive pieces read as one text."""
-    return f'<pre class="{CSS_CLASS}-trace" style="margin:0;white-space:pre-wrap">' \
-           f"{html.escape(text)}</pre>"
-
-
-def trace_boundary(tail: str, seal_at: int) -> int:
-    """Where a sealed piece of the trace may end: after the last newline, else (a very long
-    line) after the last space, else anywhere once it is much too long. 0: not yet."""
-    cut = tail.rfind("\n") + 1
-    if cut >= seal_at // 2:
-        return cut
-    if len(tail) >= 4 * seal_at:
-        return (tail.rfind(" ") + 1) or len(tail)
-    return 0
-
-
-class GrowingText:
-    """A growing text shown as a column of HTML pieces, append-only.
-
-    Finished pieces are sent once; only the last piece (the tail) is sent again, and only
-    when the new text pays for it: a re-send costs about `MESSAGE_OVERHEAD` plus the
-    tail's HTML, and is made once `bytes_per_char` times the characters added since the
-    last one covers that. So the bytes sent stay a small multiple of the text however long
-    it gets and however fast it streams, and short tails still update often.
-    """
-
-    def __init__(self, render: Callable[[str], str], boundary: Callable[[str, int], int], *,
-                 seal_at: int = 1000, bytes_per_char: float = 6.0) -> None:
-        import ipywidgets as widgets
-        from ipywidgets.widgets.widget_string import HTMLStyle
-
-        self._widgets = widgets
-        self.render = render
-        self.boundary = boundary
-        self.seal_at = seal_at
-        self.bytes_per_char = bytes_per_char
-        # Shared by every piece: otherwise each new HTML widget opens two more models.
-        self._layout = widgets.Layout()
-        self._style = HTMLStyle()
-        self.box = _text_column_class()(layout=widgets.Layout(width="100%"))
-        self._sealed = ""  # text of the finished pieces
-        self._tail_text = ""  # text of the last piece
-        self._tail: Any = None  # the HTML widget of the last piece
-        self._tail_sent = 0  # characters of the tail in that widget
-
-    @property
-    def text(self) -> str:
-        return self._sealed + self._tail_text
-
-    def show(self, text: str, *, force: bool = False) -> None:
-        """Show `text` (the whole text so far); `force` sends the tail even if it grew little."""
-        if not text.startswith(self._sealed):
-            self.reset()
-        tail = text[len(self._sealed):]
-        while len(tail) >= self.seal_at:
-            cut = self.boundary(tail, self.seal_at)
-            if cut <= 0:
-                break
-            self._send_tail(tail[:cut])
-            self._sealed += tail[:cut]
-            tail = tail[cut:]
-            self._tail = None
-            self._tail_sent = 0
-        grown = len(tail) - self._tail_sent
-        cost = MESSAGE_OVERHEAD + 1.2 * len(tail)
-        if tail and (force or grown * self.bytes_per_char >= cost):
-            self._send_tail(tail)
-        self._tail_text = tail
-
-    def reset(self, text: str = "") -> None:
-        """Start again (the text was rewritten, or a single exact rendering is wanted)."""
-        for child in self.box.children:
-            child.close()
-        self.box.children = ()
-        self._sealed = ""
-        self._tail = None
-        self._tail_sent = 0
-        self._tail_text = ""
-        if text:
-            self._send_tail(text)
-            self._tail_text = text
-
-    def show_html(self, value: str) -> None:
-        """Show ready-made HTML instead of rendered text (an overlay, a parsed document)."""
-        self.reset()
-        self._tail = self._widgets.HTML(value=value, layout=self._layout, style=self._style)
-        self.box.children = (self._tail,)
-
-    def _send_tail(self, text: str) -> None:
-        value = self.render(text)
-        if self._tail is None:
-            self._tail = self._widgets.HTML(value=value, layout=self._layout, style=self._style)
-            self.box.children = (*self.box.children, self._tail)
-        elif self._tail.value != value:
-            self._tail.value = value
-        self._tail_sent = len(text)
-
-    def close(self) -> None:
-        for child in self.box.children:
-            child.close()
-        for widget in (self._layout, self._style, self.box):
-            widget.close()
-
-
-@functools.lru_cache(maxsize=1)
-def _text_column_class() -> type:
-    import ipywidgets as widgets
-
-    class TextColumn(widgets.VBox):
-        """A VBox of HTML pieces; `.value` is their HTML joined (what the column shows)."""
-
-        @property
-        def value(self) -> str:
-            return "".join(child.value for child in self.children)
-
-    return TextColumn
-
-
-class LiveTabs:
-    """The Answer / Thinking / Details widgets, fed with text; knows nothing of HTTP.
-
-    Both texts grow append-only (`GrowingText`): the thinking trace as escaped text, the
-    answer as Markdown re-rendered one block at a time. The status line is sent at most
-    every `status_interval` seconds while waiting, and every `streaming_status_interval`
-    once text is flowing (the text itself then shows progress, and each message costs).
-    """
-
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic,
-                 status_interval: float = 1.0, streaming_status_interval: float = 3.0
-                 ) -> None:
-        import ipywidgets as widgets
-
-        self.answer_text = GrowingText(markdown_html, markdown_boundary)
-        self.thinking_text = GrowingText(trace_block_html, trace_boundary)
-        self.answer = self.answer_text.box
-        self.thinking = self.thinking_text.box
-        self.details = widgets.HTML(value="")
-        self.status = widgets.HTML(value="<em>waiting for the model...</em>")
-        self.tab = widgets.Tab(
-            children=[self.answer, self.thinking, self.details],
-            titles=("Answer", "Thinking", "Details"),
-        )
-        self.box = widgets.VBox([self.tab, self.status])
-        self.clock = clock
-        self.status_interval = status_interval
-        self.streaming_status_interval = streaming_status_interval
-        self._status_at = -status_interval
-        self._streaming = False
-
-    def show_text(self, thinking: str, answer: str, *, force: bool = False) -> None:
-        """`force`: send held-back text now (the stream went quiet)."""
-        self._streaming = bool(thinking or answer)
-        if answer:
-            if self.tab.selected_index != ANSWER:
-                self.tab.selected_index = ANSWER
-            self.answer_text.show(answer, force=force)
-        elif thinking and self.tab.selected_index != THINKING:
-            self.tab.selected_index = THINKING
-        if thinking:
-            self.thinking_text.show(thinking, force=force)
-
-    def show_status(self, text: str, *, force: bool = False) -> None:
-        now = self.clock()
-        interval = self.streaming_status_interval if self._streaming else self.status_interval
-        if (force or now - self._status_at >= interval) and text != self.status.value:
-            self._status_at = now
-            self.status.value = text
-
-    def show_final(self, response: QwenResponse) -> None:
-        """The exact final texts: the answer rendered whole, the thinking completed."""
-        special = vision_answer_html(response)  # boxes drawn, a parsed page, checked JSON
-        if special is None:
-            self.answer_text.reset(response.answer)
-        else:
-            self.answer_text.show_html(special)
-        self.thinking_text.show(response.thinking, force=True)
-        self.details.value = details_table(response)
-        warning = status_message(response)
-        self.status.value = f"⚠ {html.escape(warning)}" if warning else ""
-        self.tab.selected_index = ANSWER if response.answer or not response.thinking else THINKING
-
-    def close(self) -> None:
-        self.answer_text.close()
-        self.thinking_text.close()
-        close_widgets((self.box,))
 
 
 class LiveView:

@@ -33,6 +33,11 @@ function applyReply(reply, msg) {
   for (const key of ["label", "details", "tab", "status", "error"]) {
     if (msg[key] !== undefined) reply[key] = msg[key];
   }
+  if (msg.answer !== undefined) {  // the exact final answer, rendered whole
+    reply.blocks = [msg.answer];
+    reply.tail = "";
+    reply.resets = (reply.resets || 0) + 1;
+  }
 }
 
 function onMessage(model, msg) {
@@ -129,7 +134,7 @@ function buildTabs(root) {
 }
 
 // Draws one reply into `root`, appending only what it has not drawn yet.
-function replyPainter(root, reply) {
+function replyPainter(root, reply, {tools: withTools = true} = {}) {
   root.classList.add("qwen-nb", "qwen-nb-live");
   const tabs = buildTabs(root);
   const blocks = element("div", "qwen-nb-blocks");
@@ -142,8 +147,13 @@ function replyPainter(root, reply) {
   const tools = element("div", "qwen-nb-tools");
   tools.append(copyButton("Copy the whole answer", () => visibleText(tabs.answer.panel)));
   root.append(status, error, tools);
-  const drawn = {blocks: 0, tail: null, thinking: 0, tab: null};
+  const drawn = {blocks: 0, tail: null, thinking: 0, tab: null, resets: 0};
   return () => {
+    if (drawn.resets !== (reply.resets || 0)) {
+      drawn.resets = reply.resets;
+      drawn.blocks = 0;
+      blocks.replaceChildren();
+    }
     for (; drawn.blocks < reply.blocks.length; drawn.blocks++) {
       const block = element("div", "qwen-nb-block");
       block.append(fragment(reply.blocks[drawn.blocks]));
@@ -173,7 +183,7 @@ function replyPainter(root, reply) {
     status.hidden = !reply.status;
     error.textContent = reply.error ? `⚠ ${reply.error}` : "";
     error.hidden = !reply.error;
-    tools.hidden = !(reply.blocks.length || reply.tail);
+    tools.hidden = !withTools || !(reply.blocks.length || reply.tail);
   };
 }
 
@@ -210,12 +220,317 @@ function render({model, el}) {
 }
 
 // -- the chat panel ------------------------------------------------------------------
+// Turns arrive as messages {turn: id, open | final | drop | <reply keys>}; the panel's
+// settings, attachments, notice and status are synced traits; actions go back to the
+// kernel as {action: ...} messages (the kernel is free while a reply streams).
 
 function applyTurn(state, msg) {
+  if (msg.reset) { state.turns = []; return; }
+  if (msg.sync) { state.turns = []; for (const m of msg.sync) applyTurn(state, m); return; }
+  let turn = state.turns.find((t) => t.id === msg.turn);
+  if (msg.open) {
+    turn = {id: msg.turn, ...msg.open, reply: newReply(), done: false};
+    turn.reply.status = "";
+    state.turns.push(turn);
+    return;
+  }
+  if (!turn) return;
+  if (msg.drop) { state.turns = state.turns.filter((t) => t !== turn); return; }
+  applyReply(turn.reply, msg);
+  if (msg.done) turn.done = true;
+}
+
+// The code of a turn's answer, as the cell to insert: every block, one after another.
+function answerCode(panel) {
+  return [...panel.querySelectorAll("pre:not(.qwen-nb-trace) code, pre:not(.qwen-nb-trace)")]
+    .filter((node) => node.tagName === "CODE" || !node.querySelector("code"))
+    .map((node) => node.textContent.replace(/\n$/, "")).join("\n\n");
+}
+
+// A new code cell below the panel's own cell, through the notebook's model (JupyterLab and
+// Notebook 7: the widget manager knows its notebook); elsewhere the code is copied.
+function insertCell(model, code) {
+  const notebook = model.widget_manager && model.widget_manager.context &&
+    model.widget_manager.context.model;
+  const shared = notebook && notebook.sharedModel;
+  if (!shared || !shared.insertCell) return false;
+  const id = model.get("widget_id");
+  const holds = (cell) => cell.cell_type === "code" && (cell.getOutputs ? cell.getOutputs() : [])
+    .some((out) => ((out.data || {})["application/vnd.jupyter.widget-view+json"] || {})
+      .model_id === id);
+  const index = shared.cells.findIndex(holds);
+  shared.insertCell(index < 0 ? shared.cells.length : index + 1,
+    {cell_type: "code", source: code, metadata: {}});
+  return true;
+}
+
+function actionButton(label, title, onClick, className = "") {
+  const button = element("button", `qwen-nb-action ${className}`.trim(), label);
+  button.type = "button";
+  button.title = title;
+  button.addEventListener("click", onClick);
+  return button;
+}
+
+function turnView(model, turn, isLast, say) {
+  const box = element("div", "qwen-nb-turn");
+  const you = element("div", "qwen-nb-you");
+  const who = element("div", "qwen-nb-who", "You");
+  if (turn.images) who.append(` · ${turn.images} image${turn.images === 1 ? "" : "s"}`);
+  you.append(who, element("div", "qwen-nb-prompt-text", turn.prompt));
+  if (turn.thumbs && turn.thumbs.length) {
+    const strip = element("div", "qwen-nb-thumbs");
+    for (const src of turn.thumbs) {
+      if (!src.startsWith("data:image/")) continue;  // only thumbnails made by the kernel
+      const img = element("img", "qwen-nb-thumb");
+      img.src = src;
+      img.alt = "image sent";
+      strip.append(img);
+    }
+    you.append(strip);
+  }
+  const reply = element("div");
+  const paint = replyPainter(reply, turn.reply, {tools: false});
+  const actions = element("div", "qwen-nb-actions");
+  const answerPanel = () => reply.querySelector(".qwen-nb-answer");
+  actions.append(copyButton("Copy this answer", () => visibleText(answerPanel())));
+  actions.append(actionButton("Insert code as cell", "A new cell below with this answer's code",
+    () => {
+      const code = answerCode(answerPanel());
+      if (!code) return say("This answer has no code block.");
+      if (insertCell(model, code)) return say("Inserted the code as a new cell below.");
+      copyText(code).then(() => say("Copied the code: paste it into a new cell."));
+    }, "qwen-nb-insert"));
+  if (isLast) {
+    actions.append(actionButton("Regenerate", "Ask again for this prompt",
+      () => model.send({action: "regenerate"}), "qwen-nb-regenerate"));
+    actions.append(actionButton("Edit", "Put this prompt back in the box to change and resend",
+      () => say(null, turn.prompt), "qwen-nb-edit"));
+  }
+  box.append(you, reply, actions);
+  return {box, paint: () => { paint(); actions.hidden = !turn.done; }};
+}
+
+function field(label, input) {
+  const row = element("label", "qwen-nb-field");
+  row.append(element("span", "", label), input);
+  return row;
 }
 
 function renderChat(model, el, state) {
-  return () => {};
+  const root = element("div", "qwen-nb-chat");
+  const head = element("div", "qwen-nb-head");
+  const transcript = element("div", "qwen-nb-transcript-live");
+  const compose = element("div", "qwen-nb-compose");
+  const attachments = element("div", "qwen-nb-attachments");
+  const prompt = element("textarea", "qwen-nb-prompt");
+  prompt.rows = 3;
+  prompt.placeholder = "Ask about the images... (Ctrl+Enter or Shift+Enter sends)";
+  prompt.value = model.get("prompt");
+  let editing = false;
+  const notice = element("div", "qwen-nb-notice");
+  const status = element("div", "qwen-nb-status");
+  const say = (text, promptText) => {
+    if (promptText !== undefined && promptText !== null) {
+      prompt.value = promptText;
+      editing = true;
+      syncPrompt();
+      prompt.focus();
+      notice.textContent = "Editing the last prompt: Send replaces that turn.";
+    } else {
+      notice.textContent = text || "";
+    }
+  };
+  // The draft is synced; a value the kernel sets (cleared on send, restored on failure)
+  // replaces it even while the box has the focus.
+  let synced = model.get("prompt");
+  const syncPrompt = () => {
+    synced = prompt.value;
+    model.set("prompt", prompt.value);
+    model.save_changes();
+  };
+  prompt.addEventListener("input", syncPrompt);
+  const send = actionButton("Send", "Send (Ctrl+Enter)", () => {
+    syncPrompt();
+    model.send({action: "send", prompt: prompt.value, edit: editing});
+    editing = false;
+  }, "qwen-nb-send");
+  prompt.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey || event.shiftKey)) {
+      event.preventDefault();
+      event.stopPropagation();
+      if (!send.disabled) send.click();
+    }
+  });
+  const stop = actionButton("Stop", "Stop the reply (the partial text stays)",
+    () => model.send({action: "stop"}), "qwen-nb-stop");
+  const fresh = actionButton("New chat", "Forget this conversation and start over",
+    () => model.send({action: "new_chat"}), "qwen-nb-new");
+  const upload = element("input", "qwen-nb-upload");
+  upload.type = "file";
+  upload.accept = "image/*,video/*,.mkv,.webm,.avi";
+  upload.multiple = true;
+  upload.title = "Upload images or videos";
+  upload.addEventListener("change", async () => {
+    const files = [...upload.files];
+    const buffers = await Promise.all(files.map((f) => f.arrayBuffer()));
+    model.send({action: "upload", names: files.map((f) => f.name)}, undefined, buffers);
+    upload.value = "";
+  });
+  const picker = element("select", "qwen-nb-picker");
+  picker.title = "An image variable of the notebook";
+  const add = actionButton("Add", "Attach the selected image variable",
+    () => model.send({action: "add_variable", name: picker.value}));
+  const refresh = actionButton("↻", "Look for image variables again",
+    () => model.send({action: "refresh_variables"}));
+  const tools = element("div", "qwen-nb-row");
+  tools.append(upload, picker, add, refresh, element("span", "qwen-nb-grow"), send, stop, fresh);
+  compose.append(attachments, prompt, tools, notice, status);
+
+  const settings = element("details", "qwen-nb-settings");
+  settings.append(element("summary", "", "Settings"));
+  const inputs = {};
+  const providerSelect = element("select");
+  for (const [label, name] of model.get("providers")) {
+    const option = element("option", "", label);
+    option.value = name;
+    providerSelect.append(option);
+  }
+  inputs.provider = providerSelect;
+  const answerAs = element("select");
+  for (const [label, name] of model.get("answer_as")) {
+    const option = element("option", "", label);
+    option.value = name;
+    answerAs.append(option);
+  }
+  inputs.answer_as = answerAs;
+  for (const [key, label, hint] of [["model", "Model", "provider default"],
+    ["base_url", "Base URL", "provider default"], ["temperature", "Temperature", "0 to 2"],
+    ["max_tokens", "Max tokens", "provider default"],
+    ["thinking_budget", "Thinking budget", "none"],
+    ["ground", "Locate", "e.g. cat, red car (boxes drawn)"],
+    ["system", "System prompt", "none"]]) {
+    const input = element("input");
+    input.placeholder = hint;
+    inputs[key] = input;
+  }
+  const resend = element("input");
+  resend.type = "checkbox";
+  inputs.resend_images = resend;
+  const key = element("input", "qwen-nb-key");
+  key.type = "password";
+  key.placeholder = "paste, then Enter (kept in kernel memory only)";
+  key.autocomplete = "off";
+  const keyStatus = element("span", "qwen-nb-key-status");
+  const setKey = () => {
+    if (key.value.trim()) model.send({action: "set_key", key: key.value.trim()});
+    key.value = "";
+  };
+  key.addEventListener("keydown", (event) => { if (event.key === "Enter") setKey(); });
+  key.addEventListener("change", setKey);
+  const forget = actionButton("Forget key", "Use the environment's key again",
+    () => model.send({action: "forget_key"}));
+  const grid = element("div", "qwen-nb-grid");
+  grid.append(field("Provider", providerSelect), field("Model", inputs.model),
+    field("Base URL", inputs.base_url), field("Temperature", inputs.temperature),
+    field("Max tokens", inputs.max_tokens), field("Thinking budget", inputs.thinking_budget),
+    field("Locate", inputs.ground), field("Answer as", answerAs),
+    field("System prompt", inputs.system),
+    field("Resend earlier images", resend), field("API key", key));
+  const keyRow = element("div", "qwen-nb-row");
+  keyRow.append(keyStatus, forget);
+  settings.append(grid, keyRow);
+  for (const [name, input] of Object.entries(inputs)) {
+    input.addEventListener("change", () => {
+      const value = input.type === "checkbox" ? input.checked : input.value;
+      model.set("settings", {...model.get("settings"), [name]: value});
+      model.save_changes();
+    });
+  }
+  root.append(head, transcript, compose, settings);
+  el.append(root);
+
+  const views = new Map();
+  let lastCount = -1;
+  const paintTurns = () => {
+    const last = state.turns[state.turns.length - 1];
+    for (const [id, view] of views) {
+      if (!state.turns.some((t) => t.id === id) || (view.isLast !== (last && last.id === id))) {
+        view.box.remove();
+        views.delete(id);
+      }
+    }
+    const nearBottom = transcript.scrollHeight - transcript.scrollTop - transcript.clientHeight < 60;
+    for (const turn of state.turns) {
+      let view = views.get(turn.id);
+      if (!view) {
+        view = {...turnView(model, turn, turn === last, say), isLast: turn === last};
+        views.set(turn.id, view);
+      }
+      if (view.box.parentNode !== transcript || transcript.lastChild !== view.box) {
+        transcript.append(view.box);
+      }
+      view.paint();
+    }
+    if (nearBottom || state.turns.length !== lastCount) transcript.scrollTop = transcript.scrollHeight;
+    lastCount = state.turns.length;
+  };
+  const paintPanel = () => {
+    const values = model.get("settings");
+    for (const [name, input] of Object.entries(inputs)) {
+      if (document.activeElement === input) continue;
+      if (input.type === "checkbox") input.checked = !!values[name];
+      else input.value = values[name] == null ? "" : String(values[name]);
+    }
+    head.textContent = `Qwen chat · ${model.get("model_label")}`;
+    const busy = model.get("busy");
+    send.disabled = busy;
+    stop.disabled = !busy;
+    notice.textContent = model.get("notice");
+    status.textContent = model.get("status");
+    keyStatus.textContent = model.get("key_status");
+    if (model.get("notice_key")) {
+      settings.open = true;
+      key.focus();
+    }
+    if (model.get("prompt") !== synced) {
+      synced = model.get("prompt");
+      prompt.value = synced;
+    }
+    const names = model.get("variables");
+    const chosen = picker.value;
+    picker.replaceChildren(...names.map((name) => {
+      const option = element("option", "", name);
+      option.value = name;
+      return option;
+    }));
+    if (names.includes(chosen)) picker.value = chosen;
+    picker.disabled = add.disabled = !names.length;
+    attachments.replaceChildren(...model.get("attachments").map((item, index) => {
+      const chip = element("span", "qwen-nb-chip");
+      if (item.src && item.src.startsWith("data:image/")) {
+        const img = element("img", "qwen-nb-thumb");
+        img.src = item.src;
+        img.alt = item.label;
+        chip.append(img);
+      }
+      chip.append(element("small", "", item.label), actionButton("×", `Remove ${item.label}`,
+        () => model.send({action: "remove_attachment", index})));
+      return chip;
+    }));
+  };
+  const events = ["settings", "busy", "notice", "notice_key", "status", "key_status",
+    "variables", "attachments", "model_label", "prompt"].map((name) => `change:${name}`);
+  for (const name of events) model.on(name, paintPanel);
+  paintPanel();
+  paintTurns();
+  state.listeners.add(paintTurns);
+  if (!state.turns.length && model.get("turns") > 0) model.send({action: "sync"});
+  return () => {
+    state.listeners.delete(paintTurns);
+    for (const name of events) model.off(name, paintPanel);
+    root.remove();
+  };
 }
 
 export default {initialize, render};

@@ -62,7 +62,7 @@ def _shared_layout() -> Any:
 
 
 @lru_cache(maxsize=1)
-def _classes() -> tuple[type, type]:
+def _classes() -> tuple[type, type, type]:
     import anywidget
     import traitlets
 
@@ -85,7 +85,28 @@ def _classes() -> tuple[type, type]:
         core = traitlets.Unicode().tag(sync=True)  # the front-end model's id
         version = traitlets.Unicode(version()).tag(sync=True)
 
-    return QwenFrontEnd, QwenWidget
+    class QwenChatWidget(QwenWidget):
+        """The chat panel: turns travel as messages; these traits are its small state."""
+
+        widget_id = traitlets.Unicode().tag(sync=True)  # finds its notebook cell
+        providers = traitlets.List().tag(sync=True)
+        answer_as = traitlets.List().tag(sync=True)  # the choices of Settings' Answer as
+        settings = traitlets.Dict().tag(sync=True)
+        model_label = traitlets.Unicode("provider default").tag(sync=True)
+        prompt = traitlets.Unicode().tag(sync=True)
+        busy = traitlets.Bool(False).tag(sync=True)
+        notice = traitlets.Unicode().tag(sync=True)
+        notice_key = traitlets.Bool(False).tag(sync=True)  # the notice is about the key
+        status = traitlets.Unicode().tag(sync=True)
+        key_status = traitlets.Unicode().tag(sync=True)
+        variables = traitlets.List().tag(sync=True)
+        attachments = traitlets.List().tag(sync=True)
+        turns = traitlets.Int(0).tag(sync=True)
+
+        def __repr__(self) -> str:
+            return "Qwen chat panel (live; its transcript is saved in the output above)"
+
+    return QwenFrontEnd, QwenWidget, QwenChatWidget
 
 
 _core: list[Any] = []
@@ -94,7 +115,7 @@ _core: list[Any] = []
 def _front_end() -> Any:
     """The kernel's front-end model, opened on first use (again if someone closed it)."""
     if not _core or _core[0].comm is None:
-        core_class, _ = _classes()
+        core_class = _classes()[0]
         _core[:] = [core_class(layout=_shared_layout())]
     return _core[0]
 
@@ -102,5 +123,6 @@ def _front_end() -> Any:
 def new_widget(kind: str = "reply", **traits: Any) -> Any:
     """A QwenWidget; the first one of a kernel also opens the front-end model."""
     core = _front_end()
-    return _classes()[1](kind=kind, uid=secrets.token_hex(8), core=core.model_id,
+    widget_class = _classes()[2 if kind == "chat" else 1]
+    return widget_class(kind=kind, uid=secrets.token_hex(8), core=core.model_id,
                          layout=_shared_layout(), **traits)

@@ -200,7 +200,7 @@ def test_panel_image_stream_other_cell_stop_and_second_turn(
         nb.run_cell(0)
         chat = nb.cell_output(0).locator(".qwen-nb-chat")
         check(chat).to_be_visible()
-        prompt = chat.locator(".qwen-nb-prompt textarea")
+        prompt = chat.locator("textarea.qwen-nb-prompt")
         prompt.click()
         prompt.type("What colour is PROMPT-ONE?")
         # ipywidgets' FileUpload keeps its <input type=file> out of the DOM: use the chooser.

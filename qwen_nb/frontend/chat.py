@@ -1,0 +1,281 @@
+"""The chat panel's view: one anywidget model (qwen.js renders the chat), turn messages,
+and a static transcript that the saved notebook keeps.
+
+The panel (qwen_nb.panel) holds the conversation and the request path; this module only
+shows it. Each turn streams as messages of the same kind as the live `%%qwen` view
+(`ReplyFeed`), tagged with the turn's id; the panel's settings, attachments, notice and
+status are synced traits; the page's actions (send, stop, upload...) arrive as custom
+messages. After each finished turn the static transcript, a separate display in the same
+cell output, is updated: plain HTML, Markdown and text that a notebook opened without a
+kernel, nbconvert or GitHub can show. While the live chat is on screen, qwen.css hides that
+copy, so the person sees the chat once.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .._types import Finished, QwenResponse, StreamEvent
+from ..render import (
+    details_table,
+    markdown_html,
+    plain_text,
+    status_message,
+    tabs_html,
+    vision_answer_html,
+)
+from .feed import ReplyFeed
+from .live import QuietFlush, Throttle
+
+EMPTY_TRANSCRIPT = "Qwen chat: no turns yet."
+
+
+def data_url(thumb: tuple[bytes, str] | None) -> str:
+    import base64
+
+    if thumb is None:
+        return ""
+    data, fmt = thumb
+    return f"data:image/{fmt};base64,{base64.b64encode(data).decode()}"
+
+
+class ChatView:
+    """The panel's widget and its static transcript; knows nothing of HTTP."""
+
+    def __init__(self, *, providers: Sequence[tuple[str, str]], settings: dict[str, Any],
+                 on_action: Callable[[dict[str, Any], list[bytes]], None],
+                 answer_as: Sequence[tuple[str, str]] = ()) -> None:
+        from .widget import new_widget
+
+        self.widget = new_widget("chat", providers=[list(p) for p in providers],
+                                 answer_as=[list(a) for a in answer_as],
+                                 settings=dict(settings))
+        self.widget.widget_id = self.widget.model_id
+        self.widget.on_msg(lambda _widget, content, buffers: self._on_message(
+            content, [bytes(b) for b in buffers or ()], on_action))
+        self._display_id = f"qwen-nb-chat-{uuid.uuid4().hex[:12]}"
+        self._shown = False
+        self._finished: dict[int, list[dict[str, Any]]] = {}  # messages that redraw a turn
+        self._streams: dict[int, TurnStream] = {}
+        self._lock = threading.Lock()
+
+    # -- synced state -------------------------------------------------------------------------
+
+    def set(self, **values: Any) -> None:
+        """Set synced traits (notice, notice_key, status, busy, key_status, variables,
+        attachments, model_label, prompt, settings)."""
+        with self.widget.hold_sync():
+            for name, value in values.items():
+                setattr(self.widget, name, value)
+
+    def get(self, name: str) -> Any:
+        return getattr(self.widget, name)
+
+    # -- turns --------------------------------------------------------------------------------
+
+    def open_turn(self, turn_id: int, prompt: str, thumbs: Sequence[str], image_count: int,
+                  *, max_rate: float) -> TurnStream:
+        opening = {"turn": turn_id, "open": {"prompt": prompt, "thumbs": list(thumbs),
+                                             "images": image_count}}
+        stream = TurnStream(self, turn_id, max_rate=max_rate)
+        with self._lock:
+            self._streams[turn_id] = stream
+            self._finished[turn_id] = [opening]
+            self.widget.turns = len(self._finished)
+        self.widget.send(opening)
+        return stream
+
+    def finish_turn(self, turn_id: int, response: QwenResponse, *, status: str) -> None:
+        """The exact final state of a turn (the answer rendered whole when its blocks
+        rendered one by one came out differently)."""
+        stream = self._streams.pop(turn_id, None)
+        final: dict[str, Any] = {"turn": turn_id, "done": True, "status": status,
+                                 "details": details_table(response),
+                                 "error": status_message(response) or "",
+                                 "label": _final_label(response, stream)}
+        shown = None
+        if stream is not None:
+            stream.stop()
+            with stream.lock:
+                stream.closed = True
+                final = {**stream.feed.take(force=True), **final}
+            answer = stream.feed.answer
+            shown = "".join(answer.sealed_html) + (
+                answer.render(answer.text) if answer.text else "")
+        else:
+            final["think"] = response.thinking
+        # Boxes drawn on the image, a parsed page or checked JSON replace the plain answer.
+        whole = vision_answer_html(response) or markdown_html(response.answer)
+        if shown != whole:
+            final["answer"] = whole
+        with self._lock:
+            record = self._finished.setdefault(turn_id, [])
+            record.append({"turn": turn_id, "answer": whole, "think": response.thinking,
+                           **{k: v for k, v in final.items()
+                              if k not in ("answer", "think")}})
+            # Redrawing a finished turn needs its opening and its final state only.
+            self._finished[turn_id] = [record[0], record[-1]]
+        self.widget.send(final)
+
+    def drop_turn(self, turn_id: int) -> None:
+        with self._lock:
+            self._finished.pop(turn_id, None)
+            self._streams.pop(turn_id, None)
+            self.widget.turns = len(self._finished)
+        self.widget.send({"turn": turn_id, "drop": True})
+
+    def reset(self) -> None:
+        with self._lock:
+            self._finished.clear()
+            self._streams.clear()
+            self.widget.turns = 0
+        self.widget.send({"reset": True})
+
+    def _on_message(self, content: dict[str, Any], buffers: list[bytes],
+                    on_action: Callable[[dict[str, Any], list[bytes]], None]) -> None:
+        if content.get("action") == "sync":
+            self._sync()
+            return
+        on_action(content, buffers)
+
+    def _sync(self) -> None:
+        """A view that starts empty (the page was reloaded) gets every turn again."""
+        with self._lock:
+            messages = [m for record in self._finished.values() for m in record]
+            for stream in self._streams.values():
+                messages.extend(stream.snapshot())
+        self.widget.send({"sync": messages})
+
+    # -- display ------------------------------------------------------------------------------
+
+    def show(self, transcript: dict[str, str]) -> None:
+        """The static transcript (a display of its own), then the live chat below it."""
+        from IPython.display import display
+
+        display(transcript, raw=True, display_id=self._display_id)
+        display(self.widget)
+        self._shown = True
+
+    def update_transcript(self, transcript: dict[str, str]) -> None:
+        if self._shown:
+            from IPython.display import update_display
+
+            update_display(transcript, raw=True, display_id=self._display_id)
+
+    def close(self) -> None:
+        self.widget.close()
+
+
+class TurnStream:
+    """Feeds one turn's messages from the stream, throttled; api.run drives it."""
+
+    def __init__(self, view: ChatView, turn_id: int, *, max_rate: float) -> None:
+        self.view = view
+        self.turn_id = turn_id
+        self.feed = ReplyFeed(markdown_html)
+        self.throttle = Throttle(max_rate)
+        self.lock = threading.Lock()  # the quiet-flush thread sends too, and Stop settles
+        self.closed = False
+        self.thinking: list[str] = []  # what arrived (a partial reply; a page reloaded)
+        self.answer: list[str] = []
+        self._quiet: QuietFlush | None = None
+        self.started = time.monotonic()
+
+    def update(self, event: StreamEvent) -> None:
+        if isinstance(event, Finished):
+            return  # the panel settles the turn with what api.run returns
+        with self.lock:
+            if self.closed:
+                return
+            starts = self.feed.add(event)
+            if event.type == "thinking":
+                self.thinking.append(event.text)  # type: ignore[attr-defined]
+            elif event.type == "answer":
+                self.answer.append(event.text)  # type: ignore[attr-defined]
+            drawn = self.throttle.ready() or starts
+            if drawn:
+                self._send()
+            settled = drawn and not self.feed.held_back
+        if self._quiet is None:
+            self._quiet = QuietFlush(self._send_quiet, quiet=0.08)
+        self._quiet.event(drawn=settled)
+
+    def _send(self, *, force: bool = False) -> None:
+        message = self.feed.take(force=force)
+        if message:
+            self.view.widget.send({"turn": self.turn_id, **message})
+
+    def _send_quiet(self) -> None:
+        with self.lock:
+            if not self.closed:
+                self._send(force=True)
+
+    def fail(self, error: Any) -> None:
+        pass  # the panel settles the turn with the error's partial response
+
+    def stop(self) -> None:
+        if self._quiet is not None:
+            self._quiet.stop()
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        answer = self.feed.answer
+        return [{"turn": self.turn_id, "seal": list(answer.sealed_html),
+                 "tail": answer.render(answer.text) if answer.text else "",
+                 "think": "".join(self.thinking), "label": self.feed.label(),
+                 "tab": self.feed._sent.get("tab", "answer")}]
+
+
+def _final_label(response: QwenResponse, stream: TurnStream | None) -> str:
+    from .feed import thinking_label
+
+    if not response.thinking:
+        return "Thinking"
+    seconds = None
+    if stream is not None and stream.feed.thinking_started is not None:
+        end = stream.feed.thinking_ended or time.monotonic()
+        seconds = end - stream.feed.thinking_started
+    tokens = response.usage.reasoning_tokens
+    exact = tokens is not None
+    if tokens is None and stream is not None:
+        tokens = stream.feed.thinking_chunks
+    return thinking_label(seconds, tokens, exact=exact)
+
+
+# -- the static transcript ---------------------------------------------------------------------
+
+
+def transcript_bundle(turns: Sequence[tuple[str, int, Sequence[str], QwenResponse]]
+                      ) -> dict[str, str]:
+    """The conversation as text/html, text/markdown and text/plain: each turn's prompt,
+    image thumbnails and its static Answer / Thinking / Details tabs."""
+    from ..render import markdown_text
+
+    if not turns:
+        return {"text/html": f'<div class="qwen-nb-transcript"><em>{EMPTY_TRANSCRIPT}</em>'
+                             "</div>", "text/markdown": f"*{EMPTY_TRANSCRIPT}*",
+                "text/plain": EMPTY_TRANSCRIPT}
+    pieces = ['<div class="qwen-nb-transcript">']
+    markdown: list[str] = []
+    plain: list[str] = []
+    for number, (prompt, image_count, thumbs, response) in enumerate(turns, 1):
+        images = f" · {image_count} image{'s' if image_count != 1 else ''}" if image_count else ""
+        strip = "".join(
+            f'<img class="qwen-nb-thumb" src="{html.escape(src)}" alt="image sent" '
+            'style="max-width:64px;max-height:64px;margin:2px">'
+            for src in thumbs if src.startswith("data:image/"))
+        pieces.append(
+            f'<div class="qwen-nb-you" style="white-space:pre-wrap;margin:6px 0 2px">'
+            f"<b>You</b>{images}<br>{html.escape(prompt.strip())}"
+            f"{'<br>' + strip if strip else ''}</div>{tabs_html(response)}")
+        quoted = "\n".join("> " + html.escape(line, quote=False)
+                           for line in prompt.strip().splitlines() or [""])
+        markdown.append(f"**You**{images}:\n\n{quoted}\n\n{markdown_text(response)}")
+        plain.append(f"[{number}] You{images}: {prompt.strip()}\n{plain_text(response)}")
+    pieces.append("</div>")
+    return {"text/html": "".join(pieces), "text/markdown": "\n\n---\n\n".join(markdown),
+            "text/plain": "\n\n".join(plain)}
