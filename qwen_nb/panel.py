@@ -204,6 +204,7 @@ class Panel:
         action = content.get("action")
         try:
             if action == "send":
+                self.view.set(prompt="")  # the page emptied its box; the text is here
                 self.send(str(content.get("prompt", "")), edit=bool(content.get("edit")))
             elif action == "stop":
                 self.stop()
@@ -411,6 +412,7 @@ class Panel:
         with self._lock:
             if self.busy:
                 self._show_notice("A reply is on its way: wait for it or press Stop.")
+                self._give_back(text)
                 return False
             if edit and self.history:
                 last = self._forget_last()
@@ -421,6 +423,7 @@ class Panel:
                 request, settings, stream, note = self._open(text, attachments)
             except QwenError as error:
                 self._show_error(error)
+                self._give_back(text)
                 return False
             self._idle.clear()
         self._start(request, settings, stream, note, text, attachments)
@@ -567,11 +570,16 @@ class Panel:
     def _restore(self, reply: _Reply) -> None:
         """Put back the prompt and images of a turn that is not part of the conversation,
         so the person can fix the cause and resend (unless they already typed anew)."""
-        if not str(self.view.get("prompt")).strip():
-            self.view.set(prompt=reply.prompt_text)
+        self._give_back(reply.prompt_text)
         if not self._attachments:
             self._attachments = list(reply.attachments)
             self._render_thumbnails()
+
+    def _give_back(self, text: str) -> None:
+        """The page empties its box on Send: a prompt that was not sent goes back into it
+        (unless something new was typed since)."""
+        if text.strip() and not str(self.view.get("prompt")).strip():
+            self.view.put_in_box(text)
 
     def stop(self) -> None:
         """Stop the reply now; the partial text stays, marked stopped."""

@@ -375,6 +375,7 @@ def test_bad_setting_is_refused_before_sending(server, panel):
     assert not panel.busy
     assert "Temperature" in panel.widget.notice and "warm" in panel.widget.notice
     assert server.requests == []
+    assert panel.widget.prompt == "Hi"  # the page emptied its box: the prompt goes back
     type_prompt(panel, "   ")
     type_setting(panel, "temperature", "")
     click_send(panel)

@@ -129,6 +129,11 @@ class ChatView:
             self.widget.turns = len(self._finished)
         self.widget.send({"turn": turn_id, "drop": True})
 
+    def put_in_box(self, text: str) -> None:
+        """Put a prompt (back) into the page's prompt box."""
+        self.widget.prompt = text
+        self.widget.send({"box": text})
+
     def reset(self) -> None:
         with self._lock:
             self._finished.clear()

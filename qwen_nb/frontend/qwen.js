@@ -42,11 +42,8 @@ function applyReply(reply, msg) {
 
 function onMessage(model, msg) {
   const state = stateOf(model);
-  if (msg.turn === undefined) {
-    applyReply(state.reply, msg);
-  } else {
-    applyTurn(state, msg);
-  }
+  if (model.get("kind") === "chat") applyTurn(state, msg);
+  else applyReply(state.reply, msg);
   for (const listener of state.listeners) listener(msg);
 }
 
@@ -225,6 +222,7 @@ function render({model, el}) {
 // kernel as {action: ...} messages (the kernel is free while a reply streams).
 
 function applyTurn(state, msg) {
+  if (msg.box !== undefined) { state.box = msg.box; return; }
   if (msg.reset) { state.turns = []; return; }
   if (msg.sync) { state.turns = []; for (const m of msg.sync) applyTurn(state, m); return; }
   let turn = state.turns.find((t) => t.id === msg.turn);
@@ -341,18 +339,23 @@ function renderChat(model, el, state) {
       notice.textContent = text || "";
     }
   };
-  // The draft is synced; a value the kernel sets (cleared on send, restored on failure)
-  // replaces it even while the box has the focus.
-  let synced = model.get("prompt");
+  // The draft goes to the kernel when the box loses the focus and with Send (not per
+  // keystroke: a queued update must never bring back a sent text); the kernel puts a
+  // prompt back in the box with a {box: text} message (a reply that failed).
+  if (state.box !== undefined) prompt.value = state.box;
   const syncPrompt = () => {
-    synced = prompt.value;
-    model.set("prompt", prompt.value);
-    model.save_changes();
+    state.box = prompt.value;
+    if (model.get("prompt") !== prompt.value) {
+      model.set("prompt", prompt.value);
+      model.save_changes();
+    }
   };
-  prompt.addEventListener("input", syncPrompt);
+  prompt.addEventListener("change", syncPrompt);
   const send = actionButton("Send", "Send (Ctrl+Enter)", () => {
-    syncPrompt();
-    model.send({action: "send", prompt: prompt.value, edit: editing});
+    const text = prompt.value;
+    prompt.value = "";
+    state.box = "";
+    model.send({action: "send", prompt: text, edit: editing});
     editing = false;
   }, "qwen-nb-send");
   prompt.addEventListener("keydown", (event) => {
@@ -452,7 +455,12 @@ function renderChat(model, el, state) {
 
   const views = new Map();
   let lastCount = -1;
+  let box = state.box;
   const paintTurns = () => {
+    if (state.box !== box) {
+      box = state.box;
+      prompt.value = box;
+    }
     const last = state.turns[state.turns.length - 1];
     for (const [id, view] of views) {
       if (!state.turns.some((t) => t.id === id) || (view.isLast !== (last && last.id === id))) {
@@ -493,10 +501,6 @@ function renderChat(model, el, state) {
       settings.open = true;
       key.focus();
     }
-    if (model.get("prompt") !== synced) {
-      synced = model.get("prompt");
-      prompt.value = synced;
-    }
     const names = model.get("variables");
     const chosen = picker.value;
     picker.replaceChildren(...names.map((name) => {
@@ -520,7 +524,7 @@ function renderChat(model, el, state) {
     }));
   };
   const events = ["settings", "busy", "notice", "notice_key", "status", "key_status",
-    "variables", "attachments", "model_label", "prompt"].map((name) => `change:${name}`);
+    "variables", "attachments", "model_label"].map((name) => `change:${name}`);
   for (const name of events) model.on(name, paintPanel);
   paintPanel();
   paintTurns();

@@ -203,17 +203,14 @@ def test_panel_image_stream_other_cell_stop_and_second_turn(
         prompt = chat.locator("textarea.qwen-nb-prompt")
         prompt.click()
         prompt.type("What colour is PROMPT-ONE?")
-        # ipywidgets' FileUpload keeps its <input type=file> out of the DOM: use the chooser.
-        with nb.page.expect_file_chooser() as chooser:
-            chat.locator("button", has_text="Upload images").click()
-        chooser.value.set_files(str(image_path))
+        chat.locator("input.qwen-nb-upload").set_input_files(str(image_path))
         check(chat).to_contain_text("red-square.png")  # the thumbnail's caption
         check(chat.locator("img").first).to_be_visible()
         chat.locator("button.qwen-nb-send").click()
 
         # Thinking streams (the answer is held back by the server), shown in Thinking.
         check(chat.locator("pre.qwen-nb-trace", has_text="THINK-ONE")).to_be_visible()
-        check(chat).to_contain_text("thinking...")
+        check(chat.locator(".qwen-nb-turn label").nth(1)).to_contain_text("Thinking · ")
         nb.run_cell(2)
         check(nb.cell_output(2)).to_contain_text("OTHER-CELL ran; panel busy: True")
         first_hold.set()
