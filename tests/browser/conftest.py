@@ -179,6 +179,34 @@ class LabServer:
         return target.name
 
 
+class NotebookServer(LabServer):
+    """A Jupyter Notebook 7 server (the same front-end components as JupyterLab)."""
+
+    def start(self) -> LabServer:
+        settings = self.base / "app-settings"
+        settings.mkdir(parents=True)
+        (settings / "overrides.json").write_text(json.dumps(NOTIFICATION_OVERRIDES))
+        self.root.mkdir()
+        command = [
+            "timeout", "-k", "10", str(SERVER_LIFETIME), sys.executable, "-m", "notebook",
+            "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={self.port}",
+            "--ServerApp.port_retries=0", f"--IdentityProvider.token={self.token}",
+            f"--ServerApp.root_dir={self.root}",
+            "--JupyterNotebookApp.expose_app_in_browser=True",
+            f"--JupyterNotebookApp.app_settings_dir={settings}",
+            f"--JupyterNotebookApp.user_settings_dir={self.base / 'user-settings'}",
+        ]
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                command, env=self.env, cwd=self.root, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True)
+        self._wait_until_up(timeout=120)
+        return self
+
+    def notebook_url(self, path: str) -> str:
+        return f"{self.url}/notebooks/{path}?token={self.token}"
+
+
 def kernel_env(base: Path, model_url: str) -> dict[str, str]:
     """The environment of the Lab server and its kernels: throw-away HOME, local model."""
     home = base / "home"
@@ -229,6 +257,25 @@ def lab(fake_server, tmp_path_factory) -> Iterator[LabServer]:
     server = LabServer(tmp_path_factory.mktemp("lab"), fake_server.base_url).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def notebook7(fake_server, tmp_path_factory) -> Iterator[LabServer]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing")
+    server = NotebookServer(tmp_path_factory.mktemp("nb7"), fake_server.base_url).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def open_notebook7(notebook7, page, model):
+    """open_notebook7("magic.ipynb", as_name=...) -> LabPage in Notebook 7, kernel ready."""
+
+    def open_(name: str, as_name: str | None = None) -> LabPage:
+        return LabPage(page, notebook7, notebook7.add_notebook(name, as_name)).open()
+
+    return open_
 
 
 @pytest.fixture

@@ -113,3 +113,56 @@ def test_live_view_streams_thinking_then_answer_with_copy(open_notebook, model, 
     check(output.locator("div.qwen-nb").first).to_contain_text("arrives after the pause")
     # The label stopped counting when the answer began.
     assert re.match(r"^Thinking · \d+ s · ~[\d,]+ tokens$", label), label
+
+
+def test_notebook7_live_view_and_panel_insert_cell(open_notebook7, model, notebook7,
+                                                    browser_context, screenshot, tmp_path):
+    """Notebook 7: the live view streams and switches tabs, Copy copies, and the panel's
+    Insert code as cell creates a real cell below the panel's."""
+    import nbformat
+
+    check = expect()
+    browser_context.grant_permissions(["clipboard-read", "clipboard-write"],
+                                      origin=notebook7.url)
+    hold = threading.Event()
+    reply = Reply(thinking=THINKING, answer=ANSWER, chunk_chars=12, chunk_delay=0.02,
+                  hold_answer=hold)
+    reply.stall_after = _pause_before_end(reply)
+    reply.stall_seconds = 20.0
+    model.queue(reply, Reply(answer=f"Code:\n\n```python\n{CODE_ONE}\n```"))
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell("%load_ext qwen_nb"),
+                      nbformat.v4.new_code_cell("%%qwen\nTwo code blocks, please."),
+                      nbformat.v4.new_code_cell("import qwen_nb\npanel = qwen_nb.Panel()\n"
+                                                "panel")]
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                       "language": "python"}
+    nbformat.write(notebook, tmp_path / "nb7.ipynb")
+    nb = open_notebook7(str(tmp_path / "nb7.ipynb"))
+    try:
+        nb.start_run_all()
+        view = nb.cell_output(1).locator(".qwen-nb-live")
+        check(view.locator(".qwen-nb-thinking")).to_contain_text("LIVE-THINKING")
+        check(view.locator("label").nth(1)).to_have_text(
+            re.compile(r"^Thinking · \d+ s · ~[\d,]+ tokens$"))
+        hold.set()
+        check(view.locator(".qwen-nb-answer pre")).to_have_count(2)
+        view.locator(".qwen-nb-answer .qwen-nb-copy").nth(1).click()
+        assert nb.page.evaluate("() => navigator.clipboard.readText()").strip() == CODE_TWO
+        screenshot("notebook7-live-view")
+    finally:
+        hold.set()
+    nb.wait_run_all()
+    check(nb.cell_output(1).locator("div.qwen-nb").first).to_contain_text("LIVE-ANSWER-END")
+    chat = nb.cell_output(2).locator(".qwen-nb-chat")
+    prompt = chat.locator("textarea.qwen-nb-prompt")
+    prompt.fill("Code please")
+    prompt.press("Control+Enter")
+    turn = chat.locator(".qwen-nb-turn").last
+    check(turn.locator(".qwen-nb-actions")).to_be_visible()
+    turn.locator("button.qwen-nb-insert").click()
+    cells = nb.page.locator(".jp-Notebook .jp-Cell")
+    check(cells).to_have_count(4)
+    check(cells.nth(3)).to_contain_text("first block")
+    screenshot("notebook7-panel-inserted-cell")
+    browser_context.clear_permissions()
