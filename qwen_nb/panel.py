@@ -542,7 +542,9 @@ class Panel:
             self._turn_records.append((reply.turn_id, reply.attachments))
             kept = error is None and self.conversation.add(reply.user, response)
             status = _final_status(response, stopped=stopped, failed=error is not None)
-            self.view.finish_turn(reply.turn_id, response, status=status)
+            # One place for each message: the turn shows how it ended (stopped, cut at
+            # the limit...), the panel's notice an error, its status line the totals.
+            self.view.finish_turn(reply.turn_id, response, warn=error is None)
             if error is not None:
                 self._show_error(error)
             if not kept:
@@ -577,8 +579,12 @@ class Panel:
 
     def _give_back(self, text: str) -> None:
         """The page empties its box on Send: a prompt that was not sent goes back into it
-        (unless something new was typed since)."""
-        if text.strip() and not str(self.view.get("prompt")).strip():
+        (unless something new was typed since, or it holds a key: widget state may be
+        saved with the notebook)."""
+        from ._redact import contains_key
+
+        if text.strip() and not str(self.view.get("prompt")).strip() and \
+                not contains_key(text):
             self.view.put_in_box(text)
 
     def stop(self) -> None:

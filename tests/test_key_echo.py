@@ -270,8 +270,9 @@ def test_the_panel_refuses_a_prompt_holding_the_key(server):
     panel = Panel()
     try:
         assert panel.send("is this right: " + FAKE_KEY[:6] + FAKE_KEY[6:]) is False
-        assert "The prompt contains your API key" in panel.notice.value
-        assert_no_key(panel.notice.value)
+        assert "The prompt contains your API key" in panel.widget.notice
+        assert_no_key(panel.widget.notice)
+        assert_no_key(json.dumps(panel.widget.get_state(), default=repr))  # not put back
         assert server.requests == []
     finally:
         panel.close()

@@ -143,7 +143,7 @@ def test_thinking_tab_first_then_answer_and_a_label_that_stops_counting():
     clock.now += 30  # the answer streams on; the thinking label no longer counts
     feed.add(UsageUpdate(Usage(reasoning_tokens=1200)))
     assert feed.take().get("label") == "Thinking · 12 s · 1,200 tokens"  # exact from usage
-    assert thinking_label(1.0, 1, exact=True) == "Thinking · 1 s · 1 token"
+    assert thinking_label(1.0, 1, exact=True) == "Thinking · 1.0 s · 1 token"
 
 
 def test_the_status_counts_the_wait_and_disappears_with_the_first_text():
@@ -211,7 +211,7 @@ def test_live_view_sends_one_model_and_ends_with_the_static_bundle(_global_ip, m
     assert [state["kind"] for state in sent.opened] == ["reply"]  # one model per reply
     assert "_css" not in sent.opened[0] and len(sent.opened[0]["_esm"]) < 1000  # a handle
     assert sent.custom[0] == {"think": THINKING[:4], "tab": "thinking",
-                              "label": "Thinking · 0 s · ~1 token", "status": ""}
+                              "label": "Thinking · 0.0 s · ~1 token", "status": ""}
     assert len(sent.custom) <= 5 * clock.now + 2  # throttled to max_rate (5/s)
     assert THINKING.startswith(sent.thinking()) and len(sent.thinking()) > len(THINKING) / 2
     final = captured.outputs[-1]

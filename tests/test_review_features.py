@@ -61,9 +61,14 @@ def test_record_mode_replaces_an_unreadable_entry(server, tmp_path):
 
 
 def open_widget_models() -> int:
-    """Widget models alive in ipywidgets' registry (Layouts and Styles included)."""
+    """Widget models alive in ipywidgets' registry (Layouts and Styles included), after
+    the two a kernel keeps once it has shown qwen_nb's front end: the front-end model
+    (qwen.js, sent once per kernel) and the Layout all qwen_nb widgets share."""
     from ipywidgets.widgets.widget import _instances
 
+    from qwen_nb.frontend.widget import new_widget
+
+    new_widget().close()  # opens those two the first time, nothing after
     return len(_instances)
 
 

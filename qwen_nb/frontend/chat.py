@@ -90,13 +90,15 @@ class ChatView:
         self.widget.send(opening)
         return stream
 
-    def finish_turn(self, turn_id: int, response: QwenResponse, *, status: str) -> None:
+    def finish_turn(self, turn_id: int, response: QwenResponse, *,
+                    warn: bool = True) -> None:
         """The exact final state of a turn (the answer rendered whole when its blocks
-        rendered one by one came out differently)."""
+        rendered one by one came out differently). `warn=False`: the panel's notice says
+        what went wrong, so the turn does not say it a second time."""
         stream = self._streams.pop(turn_id, None)
-        final: dict[str, Any] = {"turn": turn_id, "done": True, "status": status,
+        final: dict[str, Any] = {"turn": turn_id, "done": True, "status": "",
                                  "details": details_table(response),
-                                 "error": status_message(response) or "",
+                                 "error": (status_message(response) or "") if warn else "",
                                  "label": _final_label(response, stream)}
         shown = None
         if stream is not None:

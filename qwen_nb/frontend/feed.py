@@ -112,8 +112,8 @@ class AnswerBlocks:
 def thinking_label(seconds: float | None, tokens: int | None, *, exact: bool) -> str:
     """The Thinking tab's title: how long and how much the model thought."""
     parts = ["Thinking"]
-    if seconds is not None:
-        parts.append(f"{seconds:.0f} s")
+    if seconds is not None:  # as qwen_nb.render writes it in the saved output
+        parts.append(f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s")
     if tokens:
         parts.append(f"{'' if exact else '~'}{tokens:,} token{'s' if tokens != 1 else ''}")
     return " · ".join(parts)

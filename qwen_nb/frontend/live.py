@@ -172,18 +172,23 @@ class LiveView:
                 self._draw(force=True)
 
     def fail(self, error: QwenError) -> None:
-        response = error.response or QwenResponse(
-            answer="", thinking="", complete=False, error=error.message)
+        """Keep what arrived, marked incomplete; when nothing arrived, the cell's error
+        is the one place the failure shows (no empty tabs repeating it)."""
+        response = error.response
+        if response is None or not (response.answer or response.thinking):
+            self._finalize(None)
+            return
         self._finalize(response)
 
-    def _finalize(self, response: QwenResponse) -> None:
+    def _finalize(self, response: QwenResponse | None) -> None:
         if self._quiet is not None:
             self._quiet.stop()
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            data, metadata = static_bundle(response)
+            data, metadata = static_bundle(response) if response is not None else (
+                {"text/plain": ""}, {})
             if self.handle is not None:
                 self.handle.update(data, metadata=metadata, raw=True)
             self.widget.close()

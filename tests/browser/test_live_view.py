@@ -80,7 +80,7 @@ def test_live_view_streams_thinking_then_answer_with_copy(open_notebook, model, 
         check(thinking).to_contain_text("LIVE-THINKING")
         first = len(thinking.inner_text())
         check(view.locator("label").nth(1)).to_have_text(
-            re.compile(r"^Thinking · \d+ s · ~[\d,]+ tokens$"))
+            re.compile(r"^Thinking · [\d.]+ s · ~[\d,]+ tokens$"))
         nb.page.wait_for_function(
             "([n]) => document.querySelector('.qwen-nb-live .qwen-nb-thinking')"
             ".innerText.length > n", arg=[first])
@@ -112,7 +112,7 @@ def test_live_view_streams_thinking_then_answer_with_copy(open_notebook, model, 
     check(output.locator(".qwen-nb-live")).to_have_count(0)
     check(output.locator("div.qwen-nb").first).to_contain_text("arrives after the pause")
     # The label stopped counting when the answer began.
-    assert re.match(r"^Thinking · \d+ s · ~[\d,]+ tokens$", label), label
+    assert re.match(r"^Thinking · [\d.]+ s · ~[\d,]+ tokens$", label), label
 
 
 def test_notebook7_live_view_and_panel_insert_cell(open_notebook7, model, notebook7,
@@ -144,7 +144,7 @@ def test_notebook7_live_view_and_panel_insert_cell(open_notebook7, model, notebo
         view = nb.cell_output(1).locator(".qwen-nb-live")
         check(view.locator(".qwen-nb-thinking")).to_contain_text("LIVE-THINKING")
         check(view.locator("label").nth(1)).to_have_text(
-            re.compile(r"^Thinking · \d+ s · ~[\d,]+ tokens$"))
+            re.compile(r"^Thinking · [\d.]+ s · ~[\d,]+ tokens$"))
         hold.set()
         check(view.locator(".qwen-nb-answer pre")).to_have_count(2)
         view.locator(".qwen-nb-answer .qwen-nb-copy").nth(1).click()
