@@ -16,7 +16,8 @@ CODE_TWO = "total = 1 + 2"
 ANSWER = (
     "CHAT-ANSWER-ONE with code:\n\n"
     f"```python\n{CODE_ONE}\n```\n\n```python\n{CODE_TWO}\n```\n\n"
-    "and a [bad link](javascript:window.__pwned=1) <script>window.__pwned=2</script>"
+    "and a [bad link](javascript:window.__pwned=1) <script>window.__pwned=2</script> "
+    "and a remote image ![pixel](http://203.0.113.9/pixel.png)"
 )
 # Luminance contrast (WCAG 2) of each text element against the background it sits on.
 CONTRAST = """(root) => {
@@ -118,7 +119,8 @@ def test_chat_with_an_image_every_turn_action_dark_theme_and_reload(
     sent = model.requests[0].json["messages"][-1]["content"]
     assert [part["type"] for part in sent] == ["image_url", "text"]
     assert nb.page.evaluate("() => window.__pwned") is None
-    assert turn.locator(".qwen-nb-answer a[href^='javascript'], script").count() == 0
+    assert turn.locator(".qwen-nb-answer a[href^='javascript'], script, img").count() == 0
+    check(turn.locator(".qwen-nb-answer a.qwen-nb-image-link")).to_contain_text("203.0.113.9")
     screenshot("panel-chat-first-turn")
 
     # Copy the answer; insert its code as a new cell below the panel's cell.
