@@ -109,22 +109,25 @@ function addCodeCopy(root) {
   }
 }
 
-// The Answer / Thinking / Details tabs, the DOM of the static output (radio inputs,
-// labels, panels), so qwen_nb.render's stylesheet gives both one look.
+// The Answer / Thinking / Details tabs, the DOM of the static output (radio inputs with
+// their labels, then the panels), so qwen_nb.render's stylesheet gives both one look.
 function buildTabs(root) {
   const group = `qwen-nb-live-${++groups}`;
   const tabs = {};
-  for (const [key, title] of [["answer", "Answer"], ["thinking", "Thinking"],
-    ["details", "Details"]]) {
+  const keys = [["answer", "Answer"], ["thinking", "Thinking"], ["details", "Details"]];
+  for (const [key, title] of keys) {
     const input = element("input", "qwen-nb-tab");
     input.type = "radio";
     input.name = group;
     input.id = `${group}-${key}`;
     const label = element("label", "", title);
     label.htmlFor = input.id;
-    const panel = element("div", `qwen-nb-panel qwen-nb-${key}`);
-    root.append(input, label, panel);
-    tabs[key] = {input, label, panel};
+    root.append(input, label);
+    tabs[key] = {input, label};
+  }
+  for (const [key] of keys) {
+    tabs[key].panel = element("div", `qwen-nb-panel qwen-nb-${key}`);
+    root.append(tabs[key].panel);
   }
   tabs.answer.input.checked = true;
   return tabs;
@@ -140,7 +143,7 @@ function replyPainter(root, reply, {tools: withTools = true} = {}) {
   const trace = element("pre", "qwen-nb-trace");
   tabs.thinking.panel.append(trace);
   const status = element("div", "qwen-nb-status");
-  const error = element("div", "qwen-nb-warning");
+  const error = element("div", "qwen-nb-notice");
   const tools = element("div", "qwen-nb-tools");
   tools.append(copyButton("Copy the whole answer", () => visibleText(tabs.answer.panel)));
   root.append(status, error, tools);
