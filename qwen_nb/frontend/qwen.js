@@ -312,6 +312,17 @@ function turnView(model, turn, isLast, say) {
   return {box, paint: () => { paint(); actions.hidden = !turn.done; }};
 }
 
+// A <select> of [label, value] pairs.
+function choice(pairs) {
+  const select = element("select");
+  for (const [label, value] of pairs) {
+    const option = element("option", "", label);
+    option.value = value;
+    select.append(option);
+  }
+  return select;
+}
+
 function field(label, input) {
   const row = element("label", "qwen-nb-field");
   row.append(element("span", "", label), input);
@@ -396,19 +407,9 @@ function renderChat(model, el, state) {
   const settings = element("details", "qwen-nb-settings");
   settings.append(element("summary", "", "Settings"));
   const inputs = {};
-  const providerSelect = element("select");
-  for (const [label, name] of model.get("providers")) {
-    const option = element("option", "", label);
-    option.value = name;
-    providerSelect.append(option);
-  }
+  const providerSelect = choice(model.get("providers"));
   inputs.provider = providerSelect;
-  const answerAs = element("select");
-  for (const [label, name] of model.get("answer_as")) {
-    const option = element("option", "", label);
-    option.value = name;
-    answerAs.append(option);
-  }
+  const answerAs = choice(model.get("answer_as"));
   inputs.answer_as = answerAs;
   for (const [key, label, hint] of [["model", "Model", "provider default"],
     ["base_url", "Base URL", "provider default"], ["temperature", "Temperature", "0 to 2"],

@@ -109,12 +109,23 @@ class LabServer:
         settings.mkdir(parents=True)
         (settings / "overrides.json").write_text(json.dumps(NOTIFICATION_OVERRIDES))
         self.root.mkdir()
-        command = [
-            "timeout",
-            "-k",
-            "10",
-            str(SERVER_LIFETIME),
-            sys.executable,
+        command = ["timeout", "-k", "10", str(SERVER_LIFETIME), sys.executable,
+                   *self.arguments(settings)]
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                command,
+                env=self.env,
+                cwd=self.root,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        self._wait_until_up(timeout=120)
+        return self
+
+    def arguments(self, settings: Path) -> list[str]:
+        return [
             "-m",
             "jupyterlab",
             "--no-browser",
@@ -131,18 +142,6 @@ class LabServer:
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
             "--LabApp.news_url=",
         ]
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                command,
-                env=self.env,
-                cwd=self.root,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        self._wait_until_up(timeout=120)
-        return self
 
     def _wait_until_up(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -182,26 +181,15 @@ class LabServer:
 class NotebookServer(LabServer):
     """A Jupyter Notebook 7 server (the same front-end components as JupyterLab)."""
 
-    def start(self) -> LabServer:
-        settings = self.base / "app-settings"
-        settings.mkdir(parents=True)
-        (settings / "overrides.json").write_text(json.dumps(NOTIFICATION_OVERRIDES))
-        self.root.mkdir()
-        command = [
-            "timeout", "-k", "10", str(SERVER_LIFETIME), sys.executable, "-m", "notebook",
-            "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={self.port}",
-            "--ServerApp.port_retries=0", f"--IdentityProvider.token={self.token}",
-            f"--ServerApp.root_dir={self.root}",
+    def arguments(self, settings: Path) -> list[str]:
+        return [
+            "-m", "notebook", "--no-browser", "--allow-root", "--ip=127.0.0.1",
+            f"--port={self.port}", "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.root}",
             "--JupyterNotebookApp.expose_app_in_browser=True",
             f"--JupyterNotebookApp.app_settings_dir={settings}",
             f"--JupyterNotebookApp.user_settings_dir={self.base / 'user-settings'}",
         ]
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                command, env=self.env, cwd=self.root, stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True)
-        self._wait_until_up(timeout=120)
-        return self
 
     def notebook_url(self, path: str) -> str:
         return f"{self.url}/notebooks/{path}?token={self.token}"
@@ -250,22 +238,22 @@ def kernel_env(base: Path, model_url: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="session")
-def lab(fake_server, tmp_path_factory) -> Iterator[LabServer]:
+def _serve(kind: type[LabServer], fake_server, tmp_path_factory) -> Iterator[LabServer]:
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing")
-    server = LabServer(tmp_path_factory.mktemp("lab"), fake_server.base_url).start()
+    server = kind(tmp_path_factory.mktemp(kind.__name__), fake_server.base_url).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def lab(fake_server, tmp_path_factory) -> Iterator[LabServer]:
+    yield from _serve(LabServer, fake_server, tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
 def notebook7(fake_server, tmp_path_factory) -> Iterator[LabServer]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing")
-    server = NotebookServer(tmp_path_factory.mktemp("nb7"), fake_server.base_url).start()
-    yield server
-    server.stop()
+    yield from _serve(NotebookServer, fake_server, tmp_path_factory)
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ network, and the transcript still there after save, kernel shutdown and reload."
 
 from __future__ import annotations
 
-import nbformat
 import pytest
 from fake_server import Reply
+from test_panel_lab import panel_notebook
 
 pytestmark = pytest.mark.browser
 
@@ -63,17 +63,6 @@ def expect():
     return expect
 
 
-def chat_notebook(tmp_path) -> str:
-    notebook = nbformat.v4.new_notebook()
-    notebook.cells = [nbformat.v4.new_code_cell(
-        "import qwen_nb\npanel = qwen_nb.Panel(namespace={})\npanel")]
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                       "language": "python"}
-    path = tmp_path / "chat.ipynb"
-    nbformat.write(notebook, path)
-    return str(path)
-
-
 @pytest.fixture
 def clipboard(browser_context, lab):
     browser_context.grant_permissions(["clipboard-read", "clipboard-write"], origin=lab.url)
@@ -92,7 +81,7 @@ def test_chat_with_an_image_every_turn_action_dark_theme_and_reload(
                       chunk_chars=16, chunk_delay=0.01),
                 Reply(thinking="Again.", answer="CHAT-ANSWER-REGENERATED"),
                 Reply(thinking="Edited.", answer="CHAT-ANSWER-EDITED"))
-    nb = open_notebook(chat_notebook(tmp_path))
+    nb = open_notebook(panel_notebook(tmp_path))
     requests: list[str] = []
     nb.page.on("request", lambda request: requests.append(request.url))
     nb.run_all()
