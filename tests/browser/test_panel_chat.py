@@ -108,7 +108,8 @@ def test_chat_with_an_image_every_turn_action_dark_theme_and_reload(
     sent = model.requests[0].json["messages"][-1]["content"]
     assert [part["type"] for part in sent] == ["image_url", "text"]
     assert nb.page.evaluate("() => window.__pwned") is None
-    assert turn.locator(".qwen-nb-answer a[href^='javascript'], script, img").count() == 0
+    answer = turn.locator(".qwen-nb-answer")
+    assert answer.locator("a[href^='javascript'], script, img").count() == 0
     check(turn.locator(".qwen-nb-answer a.qwen-nb-image-link")).to_contain_text("203.0.113.9")
     screenshot("panel-chat-first-turn")
 
