@@ -8,7 +8,7 @@ import shlex
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, kwds, magic_arguments
 from traitlets import Bool, Float, Int, Unicode
 
@@ -224,6 +224,9 @@ class QwenMagics(Magics):
               "and its regions in _qwen.document.")
     @argument("prompt", nargs="*", help="With %%qwen on one line: the prompt.")
     @line_cell_magic
+    # IPython would replace {img} on the magic's line by str(img) before the magic sees it
+    # (so "%qwen what is in {img}" sent a repr, not the image): qwen_nb interpolates itself.
+    @no_var_expand
     def qwen(self, line: str, cell: str | None = None) -> None:
         """Ask Qwen3-VL (the full help, from QWEN_SUMMARY, the options and QWEN_EXAMPLES,
         replaces this docstring: `%%qwen?`)."""
@@ -395,6 +398,8 @@ class QwenMagics(Magics):
 
     def _evaluate(self, expression: str, option: str = "-i") -> Any:
         expression = expression.strip()
+        if expression.startswith("{") and expression.endswith("}"):
+            expression = expression[1:-1].strip()  # -i {expr} reads as the prompt's {expr}
         if expression in ("plt", "pyplot", "matplotlib.pyplot"):
             import matplotlib.pyplot as plt  # "-i plt" means the current figure
 

@@ -88,3 +88,27 @@ def test_bad_image_fails_the_cell_before_sending(ip, server):
     assert type(result.error_in_exec).__name__ == "ImageError"
     assert "`thing`" in str(result.error_in_exec) and "dict" in str(result.error_in_exec)
     assert server.requests == []
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        "%qwen What colour is {photo}?",  # one line: IPython used to put str(photo) here
+        "%%qwen -i {crops[0].image()}\nWhat colour?",  # as -i {_qwen.boxes[0].crop()}
+        "%qwen -i crops[0].image() What colour?",
+    ],
+)
+def test_braced_expressions_on_the_magic_line_send_the_image(ip, server, cell):
+    class Crop:
+        def image(self):
+            return Image.new("RGB", (640, 480), RED)
+
+    ip.user_ns["crops"] = [Crop()]
+    ip.user_ns["photo"] = Crop().image()
+    result = run_cell(ip, cell)
+    assert result.error_in_exec is None, result.error_in_exec
+    sent = _sent_images(server)
+    assert len(sent) == 1 and sent[0].size == (640, 480)
+    texts = [p["text"] for p in server.requests[-1].json["messages"][-1]["content"]
+             if p["type"] == "text"]
+    assert "PIL.Image" not in " ".join(texts) and "What colour" in " ".join(texts)
