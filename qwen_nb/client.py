@@ -417,12 +417,10 @@ class ResponseStream(EventStreamBase):
                 return
             if self._accumulator.finish_reason is not None:
                 # The model had finished; only the usage chunk or [DONE] was lost.
-                self.notes.append(
+                yield from self._accumulator.finish()
+                yield from self._complete_after_finish(
                     "the connection closed after the finish reason; usage may be missing"
                 )
-                yield from self._accumulator.finish()
-                self.complete = True
-                yield Finished(self._snapshot())
                 return
             raise self._fail(
                 StreamError(
@@ -438,18 +436,23 @@ class ResponseStream(EventStreamBase):
             else:
                 response.close()
 
+    def _complete_after_finish(self, note: str) -> Iterator[StreamEvent]:
+        """The model had finished but the end of the stream never came: complete, noted
+        (the accumulator has been flushed by the caller)."""
+        self.notes.append(note)
+        self.complete = True
+        yield Finished(self._snapshot())
+
     def _after_deadline(self, *, read_timeout: bool = False) -> Iterator[StreamEvent]:
         """--max-time ran out, or the server went silent: complete if the model had already
         finished (only the usage chunk or [DONE] was still due), else a failure."""
         yield from self._accumulator.finish()
         if self._accumulator.finish_reason is not None:
             waited = "the read timeout" if read_timeout else "--max-time"
-            self.notes.append(
+            yield from self._complete_after_finish(
                 f"the server went silent after the finish reason ({waited} ended the wait); "
                 "usage may be missing"
             )
-            self.complete = True
-            yield Finished(self._snapshot())
             return
         raise self._fail(
             APITimeoutError(
