@@ -464,6 +464,10 @@ def test_kernel_interrupt_closes_the_stream_keeps_the_partial_and_the_kernel_wor
     km, kc = start_new_kernel(kernel_name="python3", env=env, cwd=str(tmp_path))
     try:
         kc.execute_interactive("%load_ext qwen_nb", timeout=60)
+        # An earlier test's stream may still be closing on the shared server.
+        deadline = time.monotonic() + 30
+        while server.active_streams and time.monotonic() < deadline:
+            time.sleep(0.05)
         outputs: list[dict] = []
         msg_id = kc.execute("%%qwen\nthink about it")
         deadline = time.monotonic() + 60
