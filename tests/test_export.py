@@ -20,6 +20,7 @@ THINKING = "Recall Einstein, then check units."
 
 
 def nbconvert(path, to: str) -> str:
+    """Run `jupyter nbconvert` in a subprocess, as a user would; return the file it wrote."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", to,
                     "--output", f"out-{to.rsplit('.', 1)[-1]}", str(path)],
@@ -35,8 +36,10 @@ def executed(server, tmp_path):
     return path
 
 
-def test_markdown_export_holds_each_reply_as_markdown(executed):
-    text = nbconvert(executed, "qwen_nb.render.export.MarkdownExporter")
+@pytest.mark.parametrize("to", ["markdown", "qwen-markdown"])
+def test_markdown_export_holds_each_reply_as_markdown(executed, to):
+    # Plain `--to markdown` reads the etc/jupyter config the package installs.
+    text = nbconvert(executed, to)
     assert "The energy is **large**" in text and "```python\nprint('E')\n```" in text
     assert re.search(r"<details><summary>Thinking[^<]*</summary>\s*<pre>Recall Einstein", text)
     assert text.index("The energy is") < text.index("Recall Einstein")
@@ -46,9 +49,16 @@ def test_markdown_export_holds_each_reply_as_markdown(executed):
     assert "![" not in text
 
 
-def test_plain_nbconvert_markdown_prefers_the_html(executed):
-    # Why the exporter above exists: nbconvert's own Markdown takes text/html first.
-    assert "<style" in nbconvert(executed, "markdown")
+def test_markdown_export_leaves_other_outputs_as_they_are(server, tmp_path):
+    # Only qwen_nb's outputs change: another library's HTML stays HTML in the Markdown.
+    server.queue(Reply(thinking=THINKING, answer=ANSWER))
+    _, path = execute(["%load_ext qwen_nb", "%%qwen\nExplain E = mc^2",
+                       "from IPython.display import display\n"
+                       "display({'text/html': '<b>kept html</b>',"
+                       " 'text/markdown': 'mark' + 'down kept'}, raw=True)"], server, tmp_path)
+    text = nbconvert(path, "markdown")
+    assert "<b>kept html</b>" in text and "markdown kept" not in text
+    assert "The energy is **large**" in text and "<style" not in text
 
 
 def test_html_export_has_mathml_and_no_remote_image(executed):

@@ -90,6 +90,15 @@ def test_wheel_ships_every_file_git_tracks_under_the_package(dist):
     package = [name for name in tracked_files() if name.startswith("qwen_nb/")]
     assert "qwen_nb/py.typed" in package
     assert sorted(set(package) - shipped) == []
+    # The nbconvert config that makes `--to markdown` take each reply's Markdown.
+    data = f"qwen_nb-{qwen_nb_version()}.data/data/etc/jupyter/jupyter_nbconvert_config.json"
+    assert data in shipped
+
+
+def qwen_nb_version() -> str:
+    import qwen_nb
+
+    return qwen_nb.__version__
 
 
 def test_sdist_holds_the_tracked_sources_tests_and_notebooks(dist):

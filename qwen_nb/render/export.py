@@ -1,35 +1,47 @@
-"""`jupyter nbconvert --to qwen-markdown`: Markdown in which each qwen_nb reply is its
-readable `text/markdown` (answer, then the thinking folded), not the HTML tabs.
+"""qwen_nb replies as Markdown in `jupyter nbconvert --to markdown`.
 
-nbconvert's own Markdown exporter prefers `text/html` to `text/markdown`
+nbconvert's Markdown exporter prefers `text/html` to `text/markdown`
 (`display_data_priority`), which is right for most outputs and wrong for ours: the tabs
-need their stylesheet, and a Markdown file should hold Markdown. Only outputs that carry
-qwen_nb's metadata are changed.
+need their stylesheet, and a Markdown file should hold Markdown. `RepliesAsMarkdown` drops
+the HTML of outputs that carry qwen_nb's metadata and a `text/markdown` (answer, then the
+thinking folded), so nbconvert takes that; every other output is left as it is.
+
+The package installs `etc/jupyter/jupyter_nbconvert_config.json` naming this preprocessor
+for the Markdown exporter, so plain `jupyter nbconvert --to markdown` uses it. Where that
+config is not read (a user config that sets `MarkdownExporter.preprocessors`, another
+environment), `--to qwen-markdown` does the same.
 """
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from nbconvert.exporters import MarkdownExporter as _MarkdownExporter
+from nbconvert.preprocessors import Preprocessor
 
 
-def prefer_markdown(notebook: Any) -> Any:
-    """A copy of `notebook` whose qwen_nb outputs keep `text/markdown` and drop the HTML."""
-    notebook = copy.deepcopy(notebook)
-    for cell in notebook.get("cells", []):
-        for output in cell.get("outputs", []):
-            data = output.get("data", {})
-            if "qwen_nb" in output.get("metadata", {}) and "text/markdown" in data:
-                data.pop("text/html", None)
-    return notebook
+def prefer_markdown(cell: Any) -> Any:
+    """`cell` with the HTML of its qwen_nb outputs dropped where they hold Markdown."""
+    for output in cell.get("outputs", []):
+        data = output.get("data", {})
+        if "qwen_nb" in output.get("metadata", {}) and "text/markdown" in data:
+            data.pop("text/html", None)
+    return cell
+
+
+class RepliesAsMarkdown(Preprocessor):
+    """nbconvert preprocessor: qwen_nb replies keep their Markdown, not their HTML tabs."""
+
+    def preprocess_cell(self, cell: Any, resources: Any, index: int) -> tuple[Any, Any]:
+        return prefer_markdown(cell), resources
 
 
 class MarkdownExporter(_MarkdownExporter):
-    """nbconvert's Markdown exporter, with qwen_nb replies as their own Markdown."""
+    """nbconvert's Markdown exporter with `RepliesAsMarkdown` always on (`qwen-markdown`)."""
 
     export_from_notebook = "Markdown (qwen_nb replies as Markdown)"
 
-    def from_notebook_node(self, nb: Any, resources: Any = None, **kw: Any) -> Any:
-        return super().from_notebook_node(prefer_markdown(nb), resources, **kw)
+    def _init_preprocessors(self) -> None:
+        super()._init_preprocessors()
+        if not any(isinstance(p, RepliesAsMarkdown) for p in self._preprocessors):
+            self.register_preprocessor(RepliesAsMarkdown, enabled=True)
