@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import CacheMissError, ConfigError, Interrupted, QwenError
 from ._fingerprint import cache_key, canonical_request
+from ._redact import redact
 from ._stream import EventStream, EventStreamBase
 from ._types import (
     VIDEO_ENCODINGS,
@@ -322,7 +323,7 @@ class Cache:
             raise ConfigError(
                 f"The cache entry {path} is corrupt ({problem}); delete it to record it again."
             )
-        return CacheEntry(data)
+        return CacheEntry(redacted_entry(data))
 
     def save(self, request: ChatRequest, entry: CacheEntry) -> Path:
         """Write atomically. An unchanged reply leaves the file (and its date) as it was,
@@ -349,6 +350,31 @@ class Cache:
 _TEXT_FIELDS = ("answer", "thinking")
 _OPTIONAL_TEXT_FIELDS = ("finish_reason", "model", "request_id", "provider", "refusal")
 _OPTIONAL_NUMBER_FIELDS = ("elapsed", "time_to_first_token")
+
+
+def redacted_entry(data: dict[str, Any]) -> dict[str, Any]:
+    """`data` with every key known now redacted from its recorded reply.
+
+    Entries are written redacted, but a folder may hold one recorded by an older version,
+    copied from elsewhere or edited by hand; replay must not show a key that live
+    redaction would hide. If redaction changed the text, the timing (lengths of the
+    recorded text) no longer fits it, so the reply replays in one piece.
+    """
+    reply = data["response"]
+    cleaned = _redact_strings(reply)
+    if cleaned != reply:
+        data = {**data, "response": cleaned, "timing": []}
+    return data
+
+
+def _redact_strings(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list):
+        return [_redact_strings(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _redact_strings(item) for key, item in value.items()}
+    return value
 
 
 def entry_problem(data: dict[str, Any]) -> str | None:

@@ -207,3 +207,25 @@ def test_hand_edited_entry_still_replays_in_full():
     segments = entry.segments()
     assert "".join(s.text for s in segments if s.kind == "answer") == "edited answer"
     assert entry.response().replayed_from == "2026-01-01"
+
+
+def test_replay_redacts_a_key_the_entry_holds(server, tmp_path):
+    # An entry from an older version, another machine or a hand edit may hold the key in
+    # clear; replay shows what live redaction would, in the events and the output.
+    server.queue(Reply(thinking=THINKING, answer=ANSWER, chunk_chars=5))
+    qwen_nb.ask("Key?", cache="record", cache_dir=tmp_path)
+    [path] = entries(tmp_path)
+    data = json.loads(path.read_text())
+    data["response"]["answer"] = f"The key is {FAKE_KEY}."
+    data["response"]["thinking"] = f"Bearer {FAKE_KEY} was in the header."
+    data["response"]["notes"] = [f"note with {FAKE_KEY}"]
+    path.write_text(json.dumps(data))
+
+    events = list(qwen_nb.stream("Key?", cache="replay", cache_dir=tmp_path))
+    response = events[-1].response
+    shown = repr(events) + json.dumps(static_bundle(response)[0])
+    assert FAKE_KEY not in shown
+    assert response.answer == "The key is [redacted key]."
+    assert "".join(e.text for e in events if isinstance(e, AnswerDelta)) == response.answer
+    assert response.notes == ("note with [redacted key]",)
+    assert len(server.requests) == 1
