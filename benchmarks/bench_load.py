@@ -4,6 +4,10 @@ Each run is a new interpreter that creates an IPython shell, then times only the
 extension load. The same run times `%load_ext autoreload` (an IPython built-in) as a
 floor, and lists which heavy modules the load pulled in (it must pull in none).
 
+Bytecode is cached first, as it is after `pip install` (which compiles the package) or any
+earlier import: a shell with PYTHONDONTWRITEBYTECODE set would otherwise time Python
+compiling qwen_nb's sources on every run (about 35 ms of the 60 ms once measured so).
+
     python benchmarks/bench_load.py [--runs 15]
 """
 
@@ -11,12 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 
 from _bench import ROOT, machine, median, table, verdict
 
-GOAL_MS = 100.0
+GOAL_MS = 50.0  # issue 13 (issue 1 asked for 100 ms)
 JUPYTER_AI_MS = 1440.0  # measured on this machine when the issue was filed
 HEAVY = ("httpx", "PIL", "ipywidgets", "markdown_it", "numpy", "mdit_py_plugins", "pandas")
 
@@ -34,15 +39,26 @@ print(json.dumps({"ms": elapsed * 1000, "heavy": heavy,
 """
 
 
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
+def cache_bytecode() -> None:
+    """Import everything the load imports once, writing __pycache__ as an install would."""
+    subprocess.run([sys.executable, "-c", "import qwen_nb, qwen_nb.magics, "
+                    "qwen_nb._question_mark, IPython.extensions.autoreload"],
+                   cwd=ROOT, env=ENV, check=True)
+
+
 def load_once(extension: str) -> dict:
     code = f"EXTENSION = {extension!r}\nHEAVY = {HEAVY!r}\n" + CHILD
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                         text=True, check=True)
+                         text=True, check=True, env=ENV)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def measure(runs: int) -> dict:
     samples: dict[str, list[dict]] = {"qwen_nb": [], "autoreload": []}
+    cache_bytecode()
     for _ in range(runs):  # interleaved, so drifts in machine load hit both alike
         for extension in samples:
             samples[extension].append(load_once(extension))
