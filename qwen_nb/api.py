@@ -419,7 +419,7 @@ def ask(
     if show:
         from .frontend.live import make_view
 
-        view = make_view()
+        view = make_view(request=request)
     return run(request, settings, view, cache=cache, cache_dir=cache_dir)
 
 

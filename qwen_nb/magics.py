@@ -276,7 +276,7 @@ class QwenMagics(Magics):
         # Open first: a missing key, a bad cache mode or a replay miss fails the cell
         # before an (empty) live view appears.
         stream = api.open_stream(request, settings, **self._cache_options(args.cache))
-        view = make_view(self.shell)
+        view = make_view(self.shell, request=request)
         note = chat.history_note() if chat is not None else None
         if note:  # the Details tab says what the history cost
             from .conversation import NotingView

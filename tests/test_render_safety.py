@@ -21,6 +21,7 @@ ALLOWED_TAGS = {
     "h1", "h2", "h3", "h4", "h5", "h6",
     "hr", "img", "input", "label", "li", "ol", "p", "pre", "s", "span", "strong", "table",
     "tbody", "td", "th", "thead", "tr", "ul", "style", "details", "summary",
+    "figure", "figcaption",  # the grounding overlay (its <img> is a data: URL)
 } | {  # MathML presentation elements (math is typeset as MathML)
     "math", "semantics", "annotation", "mrow", "mi", "mn", "mo", "mtext", "ms", "mspace",
     "msub", "msup", "msubsup", "munder", "mover", "munderover", "mfrac", "msqrt", "mroot",
@@ -208,7 +209,7 @@ def test_any_mix_of_dangerous_fragments_stays_inert(answer, thinking):
 # --- the live view and the panel -------------------------------------------------------
 
 
-LIVE_HTML_KEYS = ("tail", "details")  # message keys the page inserts as HTML (and "seal")
+LIVE_HTML_KEYS = ("tail", "details", "overlay")  # keys the page inserts as HTML (and "seal")
 
 
 @pytest.mark.parametrize("payload", PAYLOADS)
@@ -240,6 +241,49 @@ def test_live_messages_are_inert_while_streaming_and_at_the_end(payload, _global
     for piece in pieces:
         assert_inert(piece)
     assert "".join(m.get("think", "") for m in sent.custom) == payload
+    assert_inert(captured.outputs[-1].data["text/html"], own_style=1)
+
+
+def test_the_live_grounding_overlay_stays_inert_and_fetches_nothing(_global_ip, monkeypatch):
+    """Hostile labels, a hostile image name and an image sent as a remote URL: the
+    overlay the live view sends holds data: images and escaped text only."""
+    import json
+
+    import comm
+    from IPython.utils.capture import capture_output
+    from PIL import Image
+    from support import FrontEndMessages
+
+    from qwen_nb._types import AnswerDelta, Finished, PreparedImage, Reading
+    from qwen_nb.frontend.live import LiveView
+    from qwen_nb.media.images import prepare_images
+
+    hostile_name = "<img src=https://attacker.example/n.png onerror=alert(1)>"
+    photo = prepare_images(Image.new("RGB", (640, 480), "gray"), label=hostile_name)
+    remote = PreparedImage(url="https://attacker.example/remote.png",
+                           source="https://attacker.example/remote.png")
+    request = api.build_request([*photo, remote, "Find them."],
+                                model="qwen3-vl-32b-thinking", reading=Reading(ground="x"))
+    items = [{"bbox_2d": [10 * i, 10 * i, 500, 500], "label": payload, "image": 1 + i % 2}
+             for i, payload in enumerate(PAYLOADS)]
+    answer = ("![](https://attacker.example/prose.png) [x](javascript:alert(1))\n\n```json\n"
+              + json.dumps(items, indent=1) + "\n```\n")
+    sent = FrontEndMessages()
+    monkeypatch.setattr(comm, "create_comm", sent.comm_class())
+    now = [0.0]
+    with capture_output() as captured:
+        view = LiveView(flush_when_quiet=False, request=request, clock=lambda: now[0])
+        for index in range(0, len(answer), 40):
+            now[0] += 1.0  # a draw, and a reading, for every piece: the worst case
+            view.update(AnswerDelta(answer[index:index + 40]))
+        view.update(Finished(QwenResponse(answer=answer, images=request.images,
+                                          reading=request.reading, model=request.model)))
+    overlays = [m["overlay"] for m in sent.custom if "overlay" in m]
+    assert len(overlays) > 3
+    for figures in overlays:
+        assert_inert(figures)
+        assert "<a " not in figures and "<script" not in figures
+    assert "was sent as a URL" in overlays[-1]  # the remote image: a note, never an <img>
     assert_inert(captured.outputs[-1].data["text/html"], own_style=1)
 
 

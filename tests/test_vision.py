@@ -259,7 +259,7 @@ def test_panel_settings_locate_and_answer_as(server, monkeypatch):
         panel.close()
 
 
-def test_live_overlay_appears_once_the_json_is_complete():
+def test_live_overlay_draws_the_complete_items_so_far():
     from qwen_nb._types import QwenResponse
     from qwen_nb.media.images import prepare_images
     from qwen_nb.render.vision import live_overlay_html
@@ -272,6 +272,8 @@ def test_live_overlay_appears_once_the_json_is_complete():
         return live_overlay_html(QwenResponse(answer=answer, images=images, complete=False))
 
     assert live(first[:20]) is None  # no box yet
-    assert live(first + second[:25]) is None  # the second box is still arriving
+    assert live(first[:-4]) is None  # the first box's object is not closed yet
+    arriving = live(first + second[:25])  # the second box is still arriving
+    assert arriving is not None and "with 1 marks drawn" in arriving
     shown = live(first + second)
-    assert shown is not None and shown.count("<img ") == 1
+    assert shown is not None and shown.count("<img ") == 1 and "with 2 marks drawn" in shown

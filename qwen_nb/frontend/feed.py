@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._types import AnswerDelta, StreamEvent, ThinkingDelta, UsageUpdate
+
+if TYPE_CHECKING:
+    from .live_overlay import LiveOverlay
 
 # What one comm message costs besides its content: header, parent header, HMAC signature
 # (measured with ipykernel 7: a 658-byte message carried 122 bytes of content).
@@ -123,8 +126,10 @@ class ReplyFeed:
     """Turns stream events into front-end messages (dicts with only what changed)."""
 
     def __init__(self, render: Callable[[str], str], *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 overlay: LiveOverlay | None = None) -> None:
         self.clock = clock
+        self.overlay = overlay  # grounding boxes drawn while the answer streams
         self.started = clock()
         self.answer = AnswerBlocks(render)
         self._thinking: list[str] = []
@@ -148,6 +153,8 @@ class ReplyFeed:
                 return True
         elif isinstance(event, AnswerDelta):
             self.answer.add(event.text)
+            if self.overlay is not None:
+                self.overlay.add(event.text)
             if not self.answer_started:
                 self.answer_started = True
                 if self.thinking_started is not None:
@@ -160,7 +167,8 @@ class ReplyFeed:
 
     @property
     def held_back(self) -> bool:
-        return bool(self._thinking) or self.answer.held_back
+        return bool(self._thinking) or self.answer.held_back or (
+            self.overlay is not None and self.overlay.pending)
 
     def label(self) -> str:
         if self.thinking_started is None:
@@ -181,6 +189,10 @@ class ReplyFeed:
         if self._thinking:
             message["think"] = "".join(self._thinking)
             self._thinking.clear()
+        if self.overlay is not None:
+            figures = self.overlay.take()
+            if figures is not None:
+                message["overlay"] = figures
         now = self.clock()
         if now - self._label_at >= LABEL_INTERVAL or self.thinking_ended is not None:
             self._label_at = now

@@ -16,7 +16,14 @@ from typing import Any
 
 from .._errors import QwenError
 from .._terminal import inert
-from .._types import AnswerDelta, Finished, QwenResponse, StreamEvent, ThinkingDelta
+from .._types import (
+    AnswerDelta,
+    ChatRequest,
+    Finished,
+    QwenResponse,
+    StreamEvent,
+    ThinkingDelta,
+)
 from ..render import markdown_html, static_bundle, status_message
 
 ANSWER, THINKING, DETAILS = 0, 1, 2
@@ -35,8 +42,13 @@ def in_kernel(shell: Any = None) -> bool:
     )
 
 
-def make_view(shell: Any = None, *, max_rate: float = 5.0) -> LiveView | TerminalView:
-    return LiveView(max_rate=max_rate) if in_kernel(shell) else TerminalView()
+def make_view(shell: Any = None, *, max_rate: float = 5.0,
+              request: ChatRequest | None = None) -> LiveView | TerminalView:
+    """The view for this shell; `request` lets a live view draw grounding boxes as they
+    arrive (on the request's images)."""
+    if in_kernel(shell):
+        return LiveView(max_rate=max_rate, request=request)
+    return TerminalView()
 
 
 def close_widgets(roots: Any) -> None:
@@ -127,18 +139,23 @@ class LiveView:
     is ipykernel's own pace for print() output (it flushes every 0.2 s), so the live view
     costs about what printing the text would.
     The first thinking and the first answer text are sent at once, and text held back by
-    the throttle is sent once the stream goes quiet for `quiet` seconds.
+    the throttle is sent once the stream goes quiet for `quiet` seconds. Given the
+    `request`, grounding boxes and points are drawn on its images as they complete.
     """
 
     def __init__(self, *, max_rate: float = 5.0,
                  clock: Callable[[], float] = time.monotonic,
-                 flush_when_quiet: bool = True, quiet: float = 0.08) -> None:
+                 flush_when_quiet: bool = True, quiet: float = 0.08,
+                 request: ChatRequest | None = None) -> None:
         from IPython.display import display
 
         from .feed import ReplyFeed
+        from .live_overlay import LiveOverlay
         from .widget import new_widget
 
-        self.feed = ReplyFeed(markdown_html, clock=clock)
+        overlay = LiveOverlay(request, clock=clock) if (
+            request is not None and LiveOverlay.wanted(request)) else None
+        self.feed = ReplyFeed(markdown_html, clock=clock, overlay=overlay)
         self.throttle = Throttle(max_rate, clock=clock)
         self.widget = new_widget("reply")
         self.handle = display(self.widget, display_id=True)

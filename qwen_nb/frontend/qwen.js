@@ -29,6 +29,7 @@ function newReply() {
 function applyReply(reply, msg) {
   if (msg.seal) reply.blocks.push(...msg.seal);
   if (msg.tail !== undefined) reply.tail = msg.tail;
+  if (msg.overlay !== undefined) reply.overlay = msg.overlay;
   if (msg.think) reply.thinking.push(msg.think);
   for (const key of ["label", "details", "tab", "status", "error"]) {
     if (msg[key] !== undefined) reply[key] = msg[key];
@@ -133,13 +134,24 @@ function buildTabs(root) {
   return tabs;
 }
 
+// The grounding overlay the kernel drew (figures of data: images): replaced whole when
+// more boxes are complete. An <img> that would fetch anything is dropped, whatever sent it.
+function overlayFigures(html) {
+  const figures = fragment(html);
+  for (const img of figures.querySelectorAll("img")) {
+    if (!(img.getAttribute("src") || "").startsWith("data:image/")) img.remove();
+  }
+  return figures;
+}
+
 // Draws one reply into `root`, appending only what it has not drawn yet.
 function replyPainter(root, reply, {tools: withTools = true} = {}) {
   root.classList.add("qwen-nb", "qwen-nb-live");
   const tabs = buildTabs(root);
   const blocks = element("div", "qwen-nb-blocks");
   const tail = element("div", "qwen-nb-tail");
-  tabs.answer.panel.append(blocks, tail);
+  const overlay = element("div", "qwen-nb-live-overlay");
+  tabs.answer.panel.append(overlay, blocks, tail);
   const trace = element("pre", "qwen-nb-trace");
   tabs.thinking.panel.append(trace);
   const status = element("div", "qwen-nb-status");
@@ -147,7 +159,7 @@ function replyPainter(root, reply, {tools: withTools = true} = {}) {
   const tools = element("div", "qwen-nb-tools");
   tools.append(copyButton("Copy the whole answer", () => visibleText(tabs.answer.panel)));
   root.append(status, error, tools);
-  const drawn = {blocks: 0, tail: null, thinking: 0, tab: null, resets: 0};
+  const drawn = {blocks: 0, tail: null, overlay: "", thinking: 0, tab: null, resets: 0};
   return () => {
     if (drawn.resets !== (reply.resets || 0)) {
       drawn.resets = reply.resets;
@@ -159,6 +171,10 @@ function replyPainter(root, reply, {tools: withTools = true} = {}) {
       block.append(fragment(reply.blocks[drawn.blocks]));
       addCodeCopy(block);
       blocks.append(block);
+    }
+    if (reply.overlay && drawn.overlay !== reply.overlay) {
+      drawn.overlay = reply.overlay;
+      overlay.replaceChildren(overlayFigures(reply.overlay));
     }
     if (drawn.tail !== reply.tail) {
       drawn.tail = reply.tail;

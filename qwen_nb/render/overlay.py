@@ -121,22 +121,28 @@ def display_size(size: tuple[int, int]) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def overlay_figures_html(response: QwenResponse) -> str:
-    """One static <img> per image that has boxes or points (or document regions)."""
-    from ..media.origin import sent_image
+def overlay_figures_html(response: QwenResponse,
+                         pictures: dict[int, Image.Image] | None = None) -> str:
+    """One static <img> per image that has boxes or points (or document regions).
 
+    `pictures` keeps each image decoded at its display size across calls: a live view
+    draws the same images again as more boxes arrive."""
     reading = response.interpretation
     used = sorted({item.image for item in [*reading.boxes, *reading.points]
                    if item.image is not None} | set(_document_images(response)))
     figures = []
     for index in used:
         image = response.images[index]
-        try:
-            picture = sent_image(image)
-        except InputError as error:
-            figures.append(f"<p><em>{html.escape(str(error))}</em></p>")
-            continue
-        drawn = draw_items(picture, image, response, index, size=display_size(picture.size))
+        picture = pictures.get(index) if pictures is not None else None
+        if picture is None:
+            try:
+                picture = _display_picture(image)
+            except InputError as error:
+                figures.append(f"<p><em>{html.escape(str(error))}</em></p>")
+                continue
+            if pictures is not None:
+                pictures[index] = picture
+        drawn = draw_items(picture, image, response, index)
         count = sum(1 for item in [*reading.boxes, *reading.points] if item.image == index)
         count += len(_document_regions(response, index))
         alt = f"image {index + 1} ({html.escape(image.source)}) with {count} marks drawn"
@@ -148,6 +154,19 @@ def overlay_figures_html(response: QwenResponse) -> str:
             f"{html.escape(image.source)}</figcaption></figure>"
         )
     return "".join(figures)
+
+
+def _display_picture(image: PreparedImage) -> Image.Image:
+    """The image as sent, in RGB at the size the output shows it."""
+    from PIL import Image
+
+    from ..media.origin import sent_image
+
+    picture = sent_image(image)
+    size = display_size(picture.size)
+    if size == picture.size:
+        return picture.convert("RGB")
+    return picture.convert("RGB").resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
 
 
 def to_data_url(picture: Image.Image, source_format: str) -> str:

@@ -81,17 +81,28 @@ def _document_html(response: QwenResponse, markdown_html: Markdown) -> str:
     )
 
 
-def live_overlay_html(response: QwenResponse) -> str | None:
-    """For a live view, on the reply so far: the drawn images as soon as the answer's
-    grounding JSON is complete (not cut off mid-item), else None."""
-    reading = response.interpretation
-    if not (reading.boxes or reading.points):
+def complete_grounding(response: QwenResponse) -> QwenResponse | None:
+    """The reply so far cut after its last closing brace, when that holds boxes or points.
+
+    A grounding item is an object, so its `}` completes it; repairing the cut text keeps
+    the whole items and drops the one still arriving (a box is never shown half-written)."""
+    end = response.answer.rfind("}") + 1
+    if not end:
         return None
-    if any("cut off" in note for note in reading.notes):
-        return None  # still arriving: the last item is not closed yet
+    cut = response.replace(answer=response.answer[:end])
+    reading = cut.interpretation
+    return cut if (reading.boxes or reading.points) else None
+
+
+def live_overlay_html(response: QwenResponse) -> str | None:
+    """For a live view, on the reply so far: the drawn images of the grounding items that
+    are complete (None while there are none)."""
+    cut = complete_grounding(response)
+    if cut is None:
+        return None
     from .overlay import overlay_figures_html
 
-    return overlay_figures_html(response)
+    return overlay_figures_html(cut)
 
 
 def notes(response: QwenResponse) -> tuple[str, ...]:
