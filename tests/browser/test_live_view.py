@@ -166,3 +166,88 @@ def test_notebook7_live_view_and_panel_insert_cell(open_notebook7, model, notebo
     check(cells.nth(3)).to_contain_text("first block")
     screenshot("notebook7-panel-inserted-cell")
     browser_context.clear_permissions()
+
+
+HOSTILE_LABEL = "<img src=https://attacker.example/label.png onerror=window.__pwned=1>"
+GROUNDING_BOXES = [(100 + 80 * i, 150, 150 + 80 * i, 450) for i in range(8)]
+GROUNDING = (
+    "Found them. ![](https://attacker.example/prose.png) [x](javascript:window.__pwned=2)"
+    "\n\n```json\n[\n" + ",\n".join(
+        f'  {{"bbox_2d": [{x1}, {y1}, {x2}, {y2}], "label": '
+        f'"{HOSTILE_LABEL if i == 0 else f"cat {i}"}"}}'
+        for i, (x1, y1, x2, y2) in enumerate(GROUNDING_BOXES)) + "\n]\n```\n"
+)
+SHOWN_BEFORE_PAUSE = 3  # boxes complete when the server pauses
+
+
+def _pause_after_box(reply: Reply, boxes: int) -> int:
+    """The index of the first chunk after the one that completes `boxes` boxes."""
+    from fake_server import completion_chunks
+
+    answer = ""
+    for index, chunk in enumerate(completion_chunks(reply, "m")):
+        if answer.count("}") >= boxes:
+            return index
+        delta = chunk["choices"][0]["delta"] if chunk["choices"] else {}
+        answer += delta.get("content") or ""
+    raise AssertionError("the answer has fewer boxes")
+
+
+def _marks(alt: str) -> int:
+    found = re.search(r"with (\d+) marks drawn", alt)
+    assert found, alt
+    return int(found.group(1))
+
+
+def test_live_view_draws_grounding_boxes_while_streaming(open_notebook, model, screenshot,
+                                                         lab, tmp_path):
+    """`%%qwen -i photo --ground`: the kernel-drawn overlay appears in the live view while
+    the answer streams (the server pauses after three boxes), grows, then the static
+    output with every box replaces it; nothing is fetched, nothing runs."""
+    import nbformat
+
+    check = expect()
+    reply = Reply(thinking="Looking for the cats.", answer=GROUNDING, chunk_chars=10,
+                  chunk_delay=0.02)
+    reply.stall_after = _pause_after_box(reply, SHOWN_BEFORE_PAUSE)
+    reply.stall_seconds = 12.0
+    model.queue(reply)
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [
+        nbformat.v4.new_code_cell("%load_ext qwen_nb"),
+        nbformat.v4.new_code_cell("from PIL import Image\n"
+                                  "photo = Image.new('RGB', (800, 600), (40, 120, 40))"),
+        nbformat.v4.new_code_cell('%%qwen -i photo --ground "cat"\nFind the cats.'),
+    ]
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                       "language": "python"}
+    nbformat.write(notebook, tmp_path / "grounding.ipynb")
+    nb = open_notebook(str(tmp_path / "grounding.ipynb"))
+    lab_origin = lab.url.rstrip("/")
+    foreign: list[str] = []
+    nb.page.on("request", lambda request: None if request.url.startswith(
+        (lab_origin, "data:", "blob:")) else foreign.append(request.url))
+    nb.start_run_all()
+    view = live(nb)
+    figure = view.locator(".qwen-nb-live-overlay img")
+    check(figure).to_have_count(1)
+    check(figure).to_be_visible()
+    src = figure.get_attribute("src")
+    assert src.startswith("data:image/")
+    during = _marks(figure.get_attribute("alt"))
+    assert 1 <= during <= SHOWN_BEFORE_PAUSE  # boxes shown while the answer still streams
+    assert nb.page.evaluate("() => document.querySelectorAll('.qwen-nb-live').length") == 1
+    loaded = nb.page.evaluate("(img) => img.complete && img.naturalWidth", figure.element_handle())
+    assert loaded == 800  # the picture really decoded, at the size sent
+    screenshot("live-grounding-overlay")
+    nb.wait_run_all()
+    output = nb.cell_output(2)
+    check(output.locator(".qwen-nb-live")).to_have_count(0)
+    final = output.locator("figure.qwen-nb-overlay img")
+    check(final).to_have_count(1)
+    assert _marks(final.get_attribute("alt")) == len(GROUNDING_BOXES)
+    screenshot("live-grounding-final")
+    assert nb.page.evaluate("() => window.__pwned") is None
+    assert output.locator("script, a[href^='javascript'], img:not([src^='data:image/'])") \
+        .count() == 0
+    assert foreign == [], foreign
