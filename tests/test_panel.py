@@ -269,6 +269,25 @@ def test_to_markdown(server, panel):
     assert "Hmm, blue." in panel.to_markdown(thinking=True)
 
 
+def test_saved_transcript_carries_one_stylesheet_and_the_widget_no_words(server, panel):
+    from qwen_nb.render import STYLE
+
+    server.queue(Reply(answer="One."), Reply(answer="Two."), Reply(answer="Three."))
+    for prompt in ("First", "Second", "Third"):
+        ask(panel, prompt)
+    saved = panel._repr_mimebundle_()["text/html"]
+    assert saved.count("<style") == 1, "one stylesheet per transcript, not one per turn"
+    assert saved.count('data-qwen-nb="static"') == 3
+    # The static tabs' rules are all there, plus the rule that hides the dead widget.
+    style = saved[:saved.index("</style>")]
+    assert STYLE.removesuffix("</style>") in style and ":not([data-mime-type])" in style
+    # Where the chat cannot show, its output adds nothing beside the transcript.
+    bundle, _ = panel.widget._repr_mimebundle_()
+    assert bundle["text/plain"] == ""
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == \
+        panel.widget.model_id
+
+
 # -- images -----------------------------------------------------------------------------------
 
 

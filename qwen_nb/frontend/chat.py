@@ -256,17 +256,35 @@ def _final_label(response: QwenResponse, stream: TurnStream | None) -> str:
 # -- the static transcript ---------------------------------------------------------------------
 
 
+# Reopened without a kernel or widget state, the chat's own output (right after the
+# transcript) can only say "Loading widget..." or "Error displaying widget: model not
+# found": ipywidgets' renderer writes that text into its node, which (unlike Lab's other
+# renderers' nodes) has no data-mime-type. The transcript's stylesheet hides that output
+# unless it holds the chat. (`:has()` cannot nest, so "holds the chat" is a `:not()`.)
+# While the chat is on screen, qwen.css hides the transcript instead.
+DEAD_WIDGET_CSS = (".jp-OutputArea-child:has(.qwen-nb-transcript)+.jp-OutputArea-child"
+                   ":not(:has(.qwen-nb-chat)):has(>.jp-OutputArea-output:not([data-mime-type]))"
+                   "{display:none}")
+
+
+def transcript_style() -> str:
+    """The transcript's one <style>: the static tabs' stylesheet plus DEAD_WIDGET_CSS."""
+    from ..render import STYLE
+
+    return STYLE.replace("</style>", DEAD_WIDGET_CSS + "</style>", 1)
+
+
 def transcript_bundle(turns: Sequence[tuple[str, int, Sequence[str], QwenResponse]]
                       ) -> dict[str, str]:
     """The conversation as text/html, text/markdown and text/plain: each turn's prompt,
-    image thumbnails and its static Answer / Thinking / Details tabs."""
+    image thumbnails and its static Answer / Thinking / Details tabs, under one stylesheet."""
     from ..render import markdown_text
 
     if not turns:
-        return {"text/html": f'<div class="qwen-nb-transcript"><em>{EMPTY_TRANSCRIPT}</em>'
-                             "</div>", "text/markdown": f"*{EMPTY_TRANSCRIPT}*",
-                "text/plain": EMPTY_TRANSCRIPT}
-    pieces = ['<div class="qwen-nb-transcript">']
+        return {"text/html": f'{transcript_style()}<div class="qwen-nb-transcript">'
+                             f"<em>{EMPTY_TRANSCRIPT}</em></div>",
+                "text/markdown": f"*{EMPTY_TRANSCRIPT}*", "text/plain": EMPTY_TRANSCRIPT}
+    pieces = [transcript_style(), '<div class="qwen-nb-transcript">']
     markdown: list[str] = []
     plain: list[str] = []
     for number, (prompt, image_count, thumbs, response) in enumerate(turns, 1):
@@ -278,7 +296,7 @@ def transcript_bundle(turns: Sequence[tuple[str, int, Sequence[str], QwenRespons
         pieces.append(
             f'<div class="qwen-nb-you" style="white-space:pre-wrap;margin:6px 0 2px">'
             f"<b>You</b>{images}<br>{html.escape(prompt.strip())}"
-            f"{'<br>' + strip if strip else ''}</div>{tabs_html(response)}")
+            f"{'<br>' + strip if strip else ''}</div>{tabs_html(response, style=False)}")
         quoted = "\n".join("> " + html.escape(line, quote=False)
                            for line in prompt.strip().splitlines() or [""])
         markdown.append(f"**You**{images}:\n\n{quoted}\n\n{markdown_text(response)}")

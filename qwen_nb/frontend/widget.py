@@ -106,6 +106,12 @@ def _classes() -> tuple[type, type, type]:
         def __repr__(self) -> str:
             return "Qwen chat panel (live; its transcript is saved in the output above)"
 
+        def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+            """No text/plain words: where the chat cannot show (nbconvert, GitHub, no
+            kernel), the transcript just above is the whole story, not this output."""
+            data, metadata = super()._repr_mimebundle_(**kwargs)  # anywidget's pair
+            return {**data, "text/plain": ""}, metadata
+
     return QwenFrontEnd, QwenWidget, QwenChatWidget
 
 

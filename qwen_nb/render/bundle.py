@@ -140,8 +140,9 @@ def _tab_group_id(response: QwenResponse) -> str:
     return hashlib.sha256(seed.encode()).hexdigest()[:10]
 
 
-def tabs_html(response: QwenResponse) -> str:
+def tabs_html(response: QwenResponse, *, style: bool = True) -> str:
     """The static tabbed view: CSS-only tabs; without CSS, the answer then folded blocks.
+    `style=False`: without the <style> element (a page of many views carries it once).
 
     Structure (stable for the live front end): thumbnails, notice, three radio inputs
     with labels, then `.qwen-nb-answer` (a div) and `.qwen-nb-thinking` /
@@ -151,8 +152,8 @@ def tabs_html(response: QwenResponse) -> str:
     tabs = (("answer", "Answer"), ("thinking", label), ("details", "Details"))
     # tex2jax_ignore / mathjax_ignore: the notebook's MathJax leaves our MathML (and a
     # dollar sign in prose) alone.
-    pieces = [STYLE, f'<div class="{CSS_CLASS} tex2jax_ignore mathjax_ignore" '
-                     'data-qwen-nb="static">']
+    pieces = [STYLE if style else "",
+              f'<div class="{CSS_CLASS} tex2jax_ignore mathjax_ignore" data-qwen-nb="static">']
     thumbs = thumbnails_html(response.images)
     if thumbs:
         pieces.append(thumbs)

@@ -6,6 +6,7 @@ network, and the transcript still there after save, kernel shutdown and reload."
 from __future__ import annotations
 
 import pytest
+from browser_support import show_export_offline
 from fake_server import Reply
 from test_panel_lab import panel_notebook
 
@@ -143,18 +144,9 @@ def test_chat_with_an_image_every_turn_action_dark_theme_and_reload(
     assert edited[-1]["text"] == "What is PROMPT-EDITED?" and edited[0]["type"] == "image_url"
 
     # The dark theme: every text in the chat reads at >= 4.5:1.
-    nb.page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme',"
-                     " {theme: 'JupyterLab Dark'})")
-    nb.page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'")
-    nb.page.wait_for_timeout(500)
-    chat.locator("summary", has_text="Settings").click()
-    results = chat.evaluate(CONTRAST)
-    assert len(results) > 10, results
-    low = [r for r in results if r["ratio"] < 4.5]
-    assert not low, low
+    check_dark_contrast(nb, chat)
     screenshot("panel-chat-dark")
-    nb.page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme',"
-                     " {theme: 'JupyterLab Light'})")
+    set_theme(nb, "JupyterLab Light")
 
     # Only the Lab server itself (and anywidget's in-page blob: modules) were asked.
     outside = [url for url in requests if not url.startswith((lab.url, "blob:", "data:"))]
@@ -172,4 +164,76 @@ def test_chat_with_an_image_every_turn_action_dark_theme_and_reload(
     check(transcript.locator("img.qwen-nb-thumb")).to_be_visible()
     transcript.locator("label", has_text="Thinking").click()
     check(transcript.locator(".qwen-nb-thinking")).to_contain_text("Edited.")
+    check_only_the_transcript(output)
     screenshot("panel-chat-reloaded")
+
+    # nbconvert HTML from file://, offline: the transcript, and no word from the widget.
+    blocked = show_export_offline(nb.page, nb.lab.root / nb.path, tmp_path)
+    # Only nbconvert's own template asks for something (require.js, MathJax from a CDN).
+    assert all(url.startswith("https://cdnjs.cloudflare.com/") for url in blocked), blocked
+    exported = nb.page.locator(".jp-Cell").first.locator(".jp-OutputArea")
+    check(exported.locator(".qwen-nb-transcript")).to_contain_text("CHAT-ANSWER-EDITED")
+    check(exported.locator(".jp-OutputArea-child:visible")).to_have_count(1)
+    screenshot("panel-chat-nbconvert")
+
+
+def set_theme(nb, theme: str) -> None:
+    nb.page.evaluate("(theme) => window.jupyterapp.commands.execute("
+                     "'apputils:change-theme', {theme})", theme)
+    light = "false" if "Dark" in theme else "true"
+    nb.page.wait_for_function(f"() => document.body.dataset.jpThemeLight === '{light}'")
+    nb.page.wait_for_timeout(500)
+
+
+def check_dark_contrast(nb, chat) -> None:
+    """In the dark theme, every text of the chat (Settings open) reads at >= 4.5:1."""
+    set_theme(nb, "JupyterLab Dark")
+    chat.locator("summary", has_text="Settings").click()
+    results = chat.evaluate(CONTRAST)
+    assert len(results) > 10, results
+    low = [r for r in results if r["ratio"] < 4.5]
+    assert not low, low
+
+
+def test_notebook7_chat_dark_theme_contrast_and_reload(open_notebook7, model, tmp_path,
+                                                       screenshot):
+    """Notebook 7: a turn with code, the dark theme's contrast, and after save, kernel
+    shutdown and reload only the transcript (no widget error beside it)."""
+    check = expect()
+    model.queue(Reply(thinking="NB7-THINKING.", answer=ANSWER))
+    nb = open_notebook7(panel_notebook(tmp_path))
+    nb.run_all()
+    chat = nb.cell_output(0).locator(".qwen-nb-chat")
+    check(chat).to_be_visible()
+    check(nb.cell_output(0).locator(".jp-OutputArea-child:visible")).to_have_count(1)
+    prompt = chat.locator("textarea.qwen-nb-prompt")
+    prompt.fill("What is NB7-PROMPT?")
+    prompt.press("Control+Enter")
+    turn = chat.locator(".qwen-nb-turn").last
+    check(turn.locator(".qwen-nb-actions")).to_be_visible()
+    check(turn.locator(".qwen-nb-answer pre")).to_have_count(2)
+    check_dark_contrast(nb, chat)
+    screenshot("notebook7-panel-dark")
+    set_theme(nb, "JupyterLab Light")
+
+    nb.save()
+    nb.shutdown_kernel()
+    nb.reload()
+    output = nb.cell_output(0)
+    transcript = output.locator(".qwen-nb-transcript")
+    check(transcript).to_be_visible()
+    check(transcript).to_contain_text("What is NB7-PROMPT?")
+    check(transcript.locator(".qwen-nb-answer")).to_contain_text("CHAT-ANSWER-ONE")
+    check_only_the_transcript(output)
+    screenshot("notebook7-panel-reloaded")
+
+
+def check_only_the_transcript(output) -> None:
+    """Reopened without a kernel: ipywidgets' renderer has put its error text into the
+    chat's output, and the transcript's stylesheet keeps it out of sight."""
+    check = expect()
+    dead = output.locator(".jp-OutputArea-output", has_text="Error displaying widget")
+    check(dead).to_be_attached()  # the condition this check is about did happen
+    check(dead).to_be_hidden()
+    check(output.locator(".jp-OutputArea-child:visible")).to_have_count(1)
+    check(output.locator(".qwen-nb-transcript")).to_have_count(1)
