@@ -35,8 +35,8 @@ _MAX_TEX = 20_000  # characters: longer "formulas" are shown as TeX source
 
 
 def math_html(tex: str, *, display: bool) -> str:
-    """MathML for `tex` (with the TeX kept as an annotation), or the escaped TeX in a
-    `qwen-nb-tex` element when it cannot be converted."""
+    """MathML for `tex`, or the escaped TeX in a `qwen-nb-tex` element when it cannot be
+    converted."""
     return _math_html(tex, display)
 
 
@@ -63,15 +63,14 @@ def _to_mathml(tex: str, display: bool) -> str | None:
     children = list(root)
     if len(children) == 1 and _name(children[0]) == "mrow":  # latex2mathml's outer group
         children = list(children[0])
+    # <math> lays its children out as a row itself, so the outer group needs no <mrow>.
+    # No <semantics>/<annotation> with the TeX: browsers copy the drawn glyphs, never the
+    # annotation, so it bought nothing a person sees while doubling small formulas; the
+    # TeX stays verbatim in the same output's text/markdown. No xmlns: the HTML parser
+    # puts <math> in the MathML namespace by itself; inline is the default display.
     body = "".join(_serialise(child) for child in children)
-    if len(children) != 1:
-        body = f"<mrow>{body}</mrow>"
-    annotation = (f'<annotation encoding="application/x-tex">{html.escape(tex.strip())}'
-                  "</annotation>")
-    # No xmlns: the HTML parser puts <math> in the MathML namespace by itself; inline is
-    # the default display.
     mode = ' display="block"' if display else ""
-    return f"<math{mode}><semantics>{body}{annotation}</semantics></math>"
+    return f"<math{mode}>{body}</math>"
 
 
 def _serialise(element: Any) -> str:
