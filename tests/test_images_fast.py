@@ -18,6 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from qwen_nb._errors import ImageError  # noqa: E402
+from qwen_nb.media.codec import open_encoded  # noqa: E402
 from qwen_nb.media.images import Budget, plan_size, prepare_images  # noqa: E402
 from qwen_nb.media.vips import pyvips_module  # noqa: E402
 
@@ -139,6 +140,47 @@ def test_libvips_gives_the_pillow_paths_output(monkeypatch):
         plain.format, plain.sent_size, plain.original_size, plain.notes)
     assert decode(fast).mode == decode(plain).mode
     assert ssim(decode(fast).convert("RGB"), decode(plain).convert("RGB")) >= 0.98
+
+
+def _png_chunks(data: bytes) -> list[bytes]:
+    chunks, position = [], 8
+    while position < len(data):
+        length = int.from_bytes(data[position:position + 4], "big")
+        chunks.append(data[position:position + 12 + length])
+        position += 12 + length
+    return chunks
+
+
+def _sideways_png(*, exif_after_pixels: bool) -> bytes:
+    """A 300x200 PNG whose EXIF says 'turn 90 degrees', its eXIf chunk before or after IDAT."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    Image.new("RGB", (300, 200), (200, 30, 30)).save(buffer, "PNG", exif=exif)
+    data = buffer.getvalue()
+    if not exif_after_pixels:
+        return data
+    chunks = _png_chunks(data)
+    exif_chunk = next(chunk for chunk in chunks if chunk[4:8] == b"eXIf")
+    rest = [chunk for chunk in chunks if chunk is not exif_chunk]
+    return data[:8] + b"".join(rest[:-1]) + exif_chunk + rest[-1]
+
+
+def test_a_png_is_not_decoded_to_read_metadata_that_precedes_its_pixels():
+    # The libvips path decodes the file itself: Pillow must not have decoded it first.
+    for data, orientation in ((screenshot(), 1), (_sideways_png(exif_after_pixels=False), 6)):
+        decoded = open_encoded(data, "`shot`")
+        assert decoded.orientation == orientation
+        assert decoded.image.tile, "Pillow decoded every pixel just to read the header"
+
+
+def test_png_exif_after_the_pixels_is_still_applied(engine):
+    data = _sideways_png(exif_after_pixels=True)
+    assert [chunk[4:8] for chunk in _png_chunks(data)][-2:] == [b"eXIf", b"IEND"]
+    prepared = prepare_images(data, label="sideways")[0]
+    assert prepared.original_size == (200, 300)
+    assert "EXIF orientation applied" in prepared.notes
+    assert decode(prepared).size[1] > decode(prepared).size[0]
 
 
 def test_a_truncated_png_still_fails_clearly_with_libvips():

@@ -9,6 +9,7 @@ IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 )
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Longer than any real path; keeps `{essay}` from costing a stat() call.
 _MAX_PATH_CHARS = 4096
 
@@ -17,7 +18,7 @@ def sniff_format(head: bytes) -> str | None:
     """The image format named by the first bytes of a file, or None if not recognised."""
     if head.startswith(b"\xff\xd8\xff"):
         return "JPEG"
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+    if head.startswith(_PNG_SIGNATURE):
         return "PNG"
     if head.startswith((b"GIF87a", b"GIF89a")):
         return "GIF"
@@ -30,6 +31,28 @@ def sniff_format(head: bytes) -> str | None:
         if int.from_bytes(head[14:18], "little") in (12, 40, 52, 56, 64, 108, 124):
             return "BMP"
     return None
+
+
+def png_has_chunks_after_pixels(data: bytes) -> bool:
+    """True unless a PNG's chunks end with its pixel data (IDAT ... IEND).
+
+    Pillow reads EXIF and text chunks placed after the pixels only by decoding every pixel;
+    when there are none, the header Pillow has already parsed holds all the metadata.
+    Walking the chunk lengths touches a few bytes per chunk, not the pixels.
+    """
+    position, end, seen_pixels = len(_PNG_SIGNATURE), len(data), False
+    if not data.startswith(_PNG_SIGNATURE):
+        return True
+    while position + 8 <= end:
+        kind = data[position + 4 : position + 8]
+        if kind == b"IDAT":
+            seen_pixels = True
+        elif kind == b"IEND":
+            return False
+        elif seen_pixels:
+            return True
+        position += 12 + int.from_bytes(data[position : position + 4], "big")
+    return True  # truncated: let Pillow decode and report it
 
 
 def has_image_extension(name: str) -> bool:
