@@ -347,7 +347,7 @@ class QwenMagics(Magics):
         """Images from -i and videos from -v first, then the cell text with {name}
         references resolved."""
         from . import api
-        from .media.images import is_image_like, prepare_images
+        from .media.images import is_image_like, prepare_each
         from .media.video import is_video_like
 
         max_pixels = _pick(args.max_pixels, self.max_pixels)
@@ -355,36 +355,39 @@ class QwenMagics(Magics):
             raise InputError(f"--max-pixels must be positive, not {max_pixels}.")
         inline = args.inline_urls or self.inline_urls or not settings.provider.fetches_image_urls
 
-        def prepare(value: Any, label: str) -> list[PromptPart]:
-            return list(
-                prepare_images(value, label=label, max_pixels=max_pixels, inline_urls=inline)
-            )
-
         def prepare_video(value: Any, label: str) -> list[PromptPart]:
             return list(api.prepare_videos(
                 [value], settings=settings, video_as=args.video_as,
                 max_video_tokens=args.max_video_tokens, labels=[label]))
 
-        parts: list[PromptPart] = []
-        for expression in args.image:
-            parts.extend(prepare(self._evaluate(expression), expression))
-        for expression in args.video:
-            parts.extend(prepare_video(self._evaluate(expression, option="-v"), expression))
-        if args.no_interpolate:
-            parts.append(text)
-            return parts
-        from ._interpolate import split_references
-
         def is_media(value: Any) -> bool:
             return is_video_like(value) or is_image_like(value)
 
-        for piece in split_references(text, self.shell.user_ns, is_media):
+        options = [(self._evaluate(expression), expression) for expression in args.image]
+        if args.no_interpolate:
+            pieces: list[Any] = [text]
+        else:
+            from ._interpolate import split_references
+
+            pieces = list(split_references(text, self.shell.user_ns, is_media))
+        referenced = [(piece[1], piece[0]) for piece in pieces
+                      if not isinstance(piece, str) and not is_video_like(piece[1])]
+        # Every image of the cell (-i options first, then {name}s) in one pass over the
+        # shared pool, in input order, as ask() and the panel prepare theirs.
+        groups = iter(prepare_each(options + referenced, max_pixels=max_pixels,
+                                   inline_urls=inline) if options or referenced else [])
+        parts: list[PromptPart] = []
+        for _ in options:
+            parts.extend(next(groups))
+        for expression in args.video:
+            parts.extend(prepare_video(self._evaluate(expression, option="-v"), expression))
+        for piece in pieces:
             if isinstance(piece, str):
                 parts.append(piece)
             elif is_video_like(piece[1]):
                 parts.extend(prepare_video(piece[1], piece[0]))
             else:
-                parts.extend(prepare(piece[1], piece[0]))
+                parts.extend(next(groups))
         return parts
 
     def _cache_options(self, mode: str | None) -> dict[str, Any]:

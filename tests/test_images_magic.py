@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import io
+import os
+import threading
 
 import matplotlib
 import numpy as np
@@ -112,3 +114,31 @@ def test_braced_expressions_on_the_magic_line_send_the_image(ip, server, cell):
     texts = [p["text"] for p in server.requests[-1].json["messages"][-1]["content"]
              if p["type"] == "text"]
     assert "PIL.Image" not in " ".join(texts) and "What colour" in " ".join(texts)
+
+
+class _WatchedPath(os.PathLike):
+    """An image path that records which thread read it (a worker prepares it there)."""
+
+    def __init__(self, path: str, reads: list[tuple[str, str]]) -> None:
+        self.path, self.reads = path, reads
+
+    def __fspath__(self) -> str:
+        self.reads.append((self.path, threading.current_thread().name))
+        return self.path
+
+
+def test_several_images_in_one_cell_go_through_the_shared_pool_in_order(ip, server, tmp_path):
+    colours = {"first": (220, 30, 40), "second": (30, 160, 60), "third": (40, 60, 200)}
+    reads: list[tuple[str, str]] = []
+    for name, colour in colours.items():
+        path = tmp_path / f"{name}.png"
+        Image.new("RGB", (320, 240), colour).save(path)
+        ip.user_ns[name] = _WatchedPath(str(path), reads)
+    result = run_cell(ip, "%%qwen -i first -i second\nAnd {third}: which colours?")
+    assert result.error_in_exec is None, result.error_in_exec
+    sent = [image.getpixel((5, 5)) for image in _sent_images(server)]
+    assert sent == list(colours.values())  # -i options in their order, then {third}
+    for name in colours:
+        workers = {thread for path, thread in reads if path.endswith(f"{name}.png")}
+        # The pool a list in one -i uses; serial preparation read every path in this thread.
+        assert any(thread.startswith("qwen-images") for thread in workers), (name, workers)

@@ -79,12 +79,21 @@ def prepare_images(value: Any, *, label: str, **budget_and_urls: Any) -> list[Pr
     """One value (or a list/tuple of them) -> PreparedImage list, in order.
 
     `label` is the expression the user wrote; it names the image in sources and errors.
-    Keywords as for `prepare_labelled` (max_pixels, min_pixels, unit, inline_urls, ...).
+    Keywords as for `prepare_each` (max_pixels, min_pixels, unit, inline_urls, ...).
     """
     return prepare_labelled([(value, label)], **budget_and_urls)
 
 
-def prepare_labelled(
+def prepare_labelled(values: Sequence[tuple[Any, str]], **budget_and_urls: Any
+                     ) -> list[PreparedImage]:
+    """(value, label) pairs -> PreparedImage list in input order, several at once.
+
+    Keywords as for `prepare_each`.
+    """
+    return [image for group in prepare_each(values, **budget_and_urls) for image in group]
+
+
+def prepare_each(
     values: Sequence[tuple[Any, str]],
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
@@ -93,8 +102,9 @@ def prepare_labelled(
     inline_urls: bool = False,
     url_timeout: float = 10.0,
     max_url_bytes: int = 20_000_000,
-) -> list[PreparedImage]:
-    """(value, label) pairs -> PreparedImage list in input order, several at once.
+) -> list[list[PreparedImage]]:
+    """(value, label) pairs -> one PreparedImage list per value (a list or a PDF gives
+    several), in input order, all of them prepared in one pass over the shared pool.
 
     Pillow, numpy and zlib release the GIL, so images are prepared on a small shared pool
     of threads; if any fails, the first failing one in input order is raised.
@@ -109,8 +119,10 @@ def prepare_labelled(
         max_url_bytes=max_url_bytes,
     )
     leaves: list[tuple[Any, str]] = []
-    for value, label in values:
+    owners: list[int] = []  # the index in `values` each leaf came from
+    for owner, (value, label) in enumerate(values):
         _flatten(value, label, leaves, 0)
+        owners.extend([owner] * (len(leaves) - len(owners)))
     # A PDF is one leaf but many images (its pages); PDFium renders them here, in order.
     pages = {index: _prepare_pdf(value, label, context)
              for index, (value, label) in enumerate(leaves) if _is_pdf(value)}
@@ -120,17 +132,17 @@ def prepare_labelled(
     else:
         singles = _prepare_in_parallel(images, context)
     next_single = iter(singles)
-    prepared: list[PreparedImage] = []
+    groups: list[list[PreparedImage]] = [[] for _ in values]
     for index, (value, _) in enumerate(leaves):
         if index in pages:
-            prepared.extend(pages[index])
+            groups[owners[index]].extend(pages[index])
             continue
         image = next(next_single)
         if budget_note is not None:
             image = dataclasses.replace(image, notes=(*image.notes, budget_note))
         remember(image, value)  # so box.crop() can cut from the full-resolution original
-        prepared.append(image)
-    return prepared
+        groups[owners[index]].append(image)
+    return groups
 
 
 def _is_pdf(value: Any) -> bool:
