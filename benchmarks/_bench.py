@@ -12,7 +12,8 @@ import platform
 import statistics
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -48,6 +49,35 @@ def local_server(reply: dict[str, Any] | None = None, *, lifetime: float = 600.0
 
 def median(values: Sequence[float]) -> float:
     return statistics.median(values)
+
+
+def timed_runs(actions: dict[str, Callable[[], object]], runs: int
+               ) -> dict[str, tuple[list[float], list[float]]]:
+    """Each action's wall and CPU seconds per run, the actions interleaved run by run so
+    load from elsewhere hits them alike (CPU time is the steadier figure on a shared
+    machine; wall time also counts waiting for the server)."""
+    times: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in actions}
+    for _ in range(runs):
+        for name, action in actions.items():
+            started, started_cpu = time.perf_counter(), time.process_time()
+            action()
+            times[name][0].append(time.perf_counter() - started)
+            times[name][1].append(time.process_time() - started_cpu)
+    return times
+
+
+def timed(action: Callable[[], object], runs: int) -> tuple[float, float]:
+    """Median wall and CPU seconds of `runs` calls of one action."""
+    wall, cpu = timed_runs({"action": action}, runs)["action"]
+    return median(wall), median(cpu)
+
+
+def report(claim: str, met: bool, *, row: str, measured: str, baseline: str, goal: str
+           ) -> None:
+    """The verdict line for a reader and the RESULT line run_all.py collects."""
+    print(f"[{verdict(met)}] {claim}")
+    print("RESULT " + json.dumps({"row": row, "measured": measured, "baseline": baseline,
+                                  "goal": goal, "met": met}))
 
 
 def machine() -> str:

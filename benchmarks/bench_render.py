@@ -18,7 +18,7 @@ import io
 import json
 import time
 
-from _bench import machine, median, table, verdict
+from _bench import machine, median, report, table
 
 MAX_TIME_RATIO = 1.5
 MAX_SIZE_RATIO = 2.5
@@ -200,24 +200,19 @@ def main() -> None:
     ]))
     print("\n# where the saved bytes go")
     print(table(["part", "bytes"], where_bytes_go(data, metadata)))
-    time_met = ratio <= MAX_TIME_RATIO
-    size_met = size_ratio <= MAX_SIZE_RATIO
-    print(f"[{verdict(time_met)}] finishing <= {MAX_TIME_RATIO}x one markdown-it render")
-    print(f"[{verdict(size_met)}] saved output <= {MAX_SIZE_RATIO}x the text + 12 KB")
+    report(f"finishing <= {MAX_TIME_RATIO}x one markdown-it render", ratio <= MAX_TIME_RATIO,
+           row=f"finish a {len(base) / 1e6:.1f} MB Markdown answer",
+           measured=f"{mine:.2f} s, {ratio:.2f}x",
+           baseline=f"one markdown-it-py render {plain:.2f} s", goal=f"<= {MAX_TIME_RATIO}x")
+    report(f"saved output <= {MAX_SIZE_RATIO}x the text + 12 KB", size_ratio <= MAX_SIZE_RATIO,
+           row="saved output per reply",
+           measured=f"{stored / 1e6:.2f} MB, {stored / text_bytes:.2f}x the text "
+                    f"({size_ratio:.2f}x + 12 KB)",
+           baseline=f"answer + thinking {text_bytes / 1e6:.2f} MB",
+           goal=f"<= {MAX_SIZE_RATIO}x + 12 KB")
     print("\n# one formula, two ways to show math without MathJax or KaTeX")
     print(table(["renderer", "time per formula", "size per formula", "result"],
                 math_alternatives(args.runs)))
-    print("RESULT " + json.dumps({
-        "row": f"finish a {len(base) / 1e6:.1f} MB Markdown answer",
-        "measured": f"{mine:.2f} s, {ratio:.2f}x",
-        "baseline": f"one markdown-it-py render {plain:.2f} s",
-        "goal": f"<= {MAX_TIME_RATIO}x", "met": time_met}))
-    print("RESULT " + json.dumps({
-        "row": "saved output per reply",
-        "measured": f"{stored / 1e6:.2f} MB, {stored / text_bytes:.2f}x the text "
-                    f"({size_ratio:.2f}x + 12 KB)",
-        "baseline": f"answer + thinking {text_bytes / 1e6:.2f} MB",
-        "goal": f"<= {MAX_SIZE_RATIO}x + 12 KB", "met": size_met}))
 
 
 if __name__ == "__main__":

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import argparse
 import codecs
-import json
-import time
 
-from _bench import machine, median, table, verdict
+from _bench import machine, report, table, timed
 
 GOAL_RATIO = 5.0
 READ = 65536
@@ -47,17 +45,6 @@ def decode_quadratic(pieces: list[bytes]) -> int:
         lines = text.split("\n")
         tail = lines.pop()
     return len(text)
-
-
-def timed(action, runs: int) -> tuple[float, float]:
-    """Median wall and CPU seconds (CPU is the steadier figure on a shared machine)."""
-    wall, cpu = [], []
-    for _ in range(runs):
-        started, started_cpu = time.perf_counter(), time.process_time()
-        action()
-        wall.append(time.perf_counter() - started)
-        cpu.append(time.process_time() - started_cpu)
-    return median(wall), median(cpu)
 
 
 def refuse_at_default_cap(pieces: list[bytes]) -> None:
@@ -96,14 +83,11 @@ def main() -> None:
                  f"{old[1] * 1000:.0f}", f"{old[1] / cpu8:.1f}x the new one"])
     print(table(["input", "median wall ms", "median CPU ms", "CPU vs 8 MB"], rows))
     ratio = results[32][1] / cpu8
-    met = ratio <= GOAL_RATIO
-    print(f"[{verdict(met)}] 32 MB / 8 MB CPU time ratio at or under {GOAL_RATIO:g} "
-          f"(measured {ratio:.2f})")
-    print("RESULT " + json.dumps({
-        "row": "one 32 MB SSE line vs one 8 MB line",
-        "measured": f"CPU {results[32][1] * 1000:.0f} ms / {cpu8 * 1000:.0f} ms = {ratio:.2f}x",
-        "baseline": f"previous decoder: 8 MB line {old[1] * 1000:.0f} ms CPU (same run)",
-        "goal": f"<= {GOAL_RATIO:g}x (linear)", "met": met}))
+    report(f"32 MB / 8 MB CPU time ratio at or under {GOAL_RATIO:g} (measured {ratio:.2f})",
+           ratio <= GOAL_RATIO, row="one 32 MB SSE line vs one 8 MB line",
+           measured=f"CPU {results[32][1] * 1000:.0f} ms / {cpu8 * 1000:.0f} ms = {ratio:.2f}x",
+           baseline=f"previous decoder: 8 MB line {old[1] * 1000:.0f} ms CPU (same run)",
+           goal=f"<= {GOAL_RATIO:g}x (linear)")
 
 
 if __name__ == "__main__":

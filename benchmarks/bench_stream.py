@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
-from _bench import local_server, machine, median, table, verdict
+from _bench import local_server, machine, median, report, table, timed_runs
 
 GOAL_RATIO = 1.15
 CHUNKS_PER_PART = 1000
@@ -78,15 +77,8 @@ def measure(runs: int, profile: bool = False) -> dict:
             expected = plain_httpx(http, base_url, payload)
             assert qwen_nb_client(request, settings) == expected
         assert expected == (spec["thinking"], spec["answer"])
-        times: dict[str, list[float]] = {"httpx": [], "qwen_nb": []}
-        cpu: dict[str, list[float]] = {"httpx": [], "qwen_nb": []}
-        for _ in range(runs):
-            for name, consume in (("httpx", lambda: plain_httpx(http, base_url, payload)),
-                                  ("qwen_nb", lambda: qwen_nb_client(request, settings))):
-                started, started_cpu = time.perf_counter(), time.process_time()
-                consume()
-                times[name].append(time.perf_counter() - started)
-                cpu[name].append(time.process_time() - started_cpu)
+        timings = timed_runs({"httpx": lambda: plain_httpx(http, base_url, payload),
+                              "qwen_nb": lambda: qwen_nb_client(request, settings)}, runs)
         if profile:
             import cProfile
             import pstats
@@ -99,11 +91,10 @@ def measure(runs: int, profile: bool = False) -> dict:
             pstats.Stats(profiler).sort_stats("tottime").print_stats(18)
         http.close()
     # The ratio of medians, plus the median of per-pair ratios (robust to slow drifts).
-    pairs = [q / h for q, h in zip(times["qwen_nb"], times["httpx"], strict=True)]
-    return {"httpx_ms": median(times["httpx"]) * 1000,
-            "qwen_ms": median(times["qwen_nb"]) * 1000,
-            "httpx_cpu_ms": median(cpu["httpx"]) * 1000,
-            "qwen_cpu_ms": median(cpu["qwen_nb"]) * 1000,
+    (httpx_wall, httpx_cpu), (qwen_wall, qwen_cpu) = timings["httpx"], timings["qwen_nb"]
+    pairs = [q / h for q, h in zip(qwen_wall, httpx_wall, strict=True)]
+    return {"httpx_ms": median(httpx_wall) * 1000, "qwen_ms": median(qwen_wall) * 1000,
+            "httpx_cpu_ms": median(httpx_cpu) * 1000, "qwen_cpu_ms": median(qwen_cpu) * 1000,
             "pair_ratio": median(pairs), "runs": runs}
 
 
@@ -125,14 +116,11 @@ def main() -> None:
     rows += [[name, f"{ms:.0f}", f"{ms / result['httpx_ms']:.1f}x (other run)", "-"]
              for name, ms in ANCHORS]
     print(table(["client", "median wall ms", "vs plain httpx", "client CPU ms"], rows))
-    met = ratio <= GOAL_RATIO
-    print(f"[{verdict(met)}] qwen_nb at or under {GOAL_RATIO}x the plain httpx loop "
-          f"(measured {ratio:.2f}x)")
-    print("RESULT " + json.dumps({
-        "row": "consume a 2,000-chunk stream",
-        "measured": f"{result['qwen_ms']:.0f} ms = {ratio:.2f}x",
-        "baseline": f"plain httpx loop {result['httpx_ms']:.0f} ms (same run)",
-        "goal": f"<= {GOAL_RATIO}x plain httpx", "met": met}))
+    report(f"qwen_nb at or under {GOAL_RATIO}x the plain httpx loop (measured {ratio:.2f}x)",
+           ratio <= GOAL_RATIO, row="consume a 2,000-chunk stream",
+           measured=f"{result['qwen_ms']:.0f} ms = {ratio:.2f}x",
+           baseline=f"plain httpx loop {result['httpx_ms']:.0f} ms (same run)",
+           goal=f"<= {GOAL_RATIO}x plain httpx")
 
 
 if __name__ == "__main__":
