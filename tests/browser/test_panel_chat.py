@@ -153,18 +153,10 @@ def test_chat_with_an_image_every_turn_action_dark_theme_and_reload(
     assert outside == [], outside
 
     # Saved, kernel gone, reloaded: the whole transcript is there, without a kernel.
-    nb.save()
-    nb.shutdown_kernel()
-    nb.reload()
-    output = nb.cell_output(0)
-    transcript = output.locator(".qwen-nb-transcript")
-    check(transcript).to_be_visible()
-    check(transcript).to_contain_text("What is PROMPT-EDITED?")
-    check(transcript.locator(".qwen-nb-answer")).to_contain_text("CHAT-ANSWER-EDITED")
+    transcript = reopened_transcript(nb, "What is PROMPT-EDITED?", "CHAT-ANSWER-EDITED")
     check(transcript.locator("img.qwen-nb-thumb")).to_be_visible()
     transcript.locator("label", has_text="Thinking").click()
     check(transcript.locator(".qwen-nb-thinking")).to_contain_text("Edited.")
-    check_only_the_transcript(output)
     screenshot("panel-chat-reloaded")
 
     # nbconvert HTML from file://, offline: the transcript, and no word from the widget.
@@ -216,24 +208,27 @@ def test_notebook7_chat_dark_theme_contrast_and_reload(open_notebook7, model, tm
     screenshot("notebook7-panel-dark")
     set_theme(nb, "JupyterLab Light")
 
+    reopened_transcript(nb, "What is NB7-PROMPT?", "CHAT-ANSWER-ONE")
+    screenshot("notebook7-panel-reloaded")
+
+
+def reopened_transcript(nb, prompt: str, answer: str):
+    """Save, shut the kernel down, reload: the cell shows the transcript and only it.
+
+    ipywidgets' renderer has put its error text into the chat's output, and the
+    transcript's stylesheet keeps it out of sight."""
+    check = expect()
     nb.save()
     nb.shutdown_kernel()
     nb.reload()
     output = nb.cell_output(0)
     transcript = output.locator(".qwen-nb-transcript")
     check(transcript).to_be_visible()
-    check(transcript).to_contain_text("What is NB7-PROMPT?")
-    check(transcript.locator(".qwen-nb-answer")).to_contain_text("CHAT-ANSWER-ONE")
-    check_only_the_transcript(output)
-    screenshot("notebook7-panel-reloaded")
-
-
-def check_only_the_transcript(output) -> None:
-    """Reopened without a kernel: ipywidgets' renderer has put its error text into the
-    chat's output, and the transcript's stylesheet keeps it out of sight."""
-    check = expect()
+    check(transcript).to_contain_text(prompt)
+    check(transcript.locator(".qwen-nb-answer")).to_contain_text(answer)
     dead = output.locator(".jp-OutputArea-output", has_text="Error displaying widget")
     check(dead).to_be_attached()  # the condition this check is about did happen
     check(dead).to_be_hidden()
     check(output.locator(".jp-OutputArea-child:visible")).to_have_count(1)
     check(output.locator(".qwen-nb-transcript")).to_have_count(1)
+    return transcript
