@@ -18,11 +18,13 @@ every message and counts its bytes (all frames: header, signature, content).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from _bench import ROOT, machine, median, table, verdict
@@ -189,16 +191,12 @@ def one_cell(kernel: Kernel, server: Any, clock: FirstByteClock, code: str, chun
             "cpu": cpu}
 
 
-def main() -> None:
+@contextlib.contextmanager
+def kernel_and_server() -> Iterator[tuple[Kernel, Any, FirstByteClock]]:
+    """A real kernel with qwen_nb loaded, talking to a local model server whose first
+    content byte is clocked; both stop on exit."""
     from fake_server import FakeServer
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=20)
-    parser.add_argument("--chunks", type=int, default=2000)
-    parser.add_argument("--big", type=int, default=100_000)
-    parser.add_argument("--pace", type=float, default=100.0,
-                        help="chunks a second for the bytes comparison (default 100)")
-    args = parser.parse_args()
     clock = FirstByteClock()
     clock.install()
     with FakeServer(lifetime=1800) as server:
@@ -207,18 +205,30 @@ def main() -> None:
         kernel = Kernel(env)
         try:
             kernel.run("%load_ext qwen_nb\nimport qwen_nb")
-            one_cell(kernel, server, clock, QWEN_CELL, 200)  # warm-up: imports, caches
-            one_cell(kernel, server, clock, PRINT_CELL, 200)
-            results: dict[str, list[dict]] = {"qwen": [], "print": []}
-            for _ in range(args.runs):  # first text: short replies, full speed
-                results["qwen"].append(one_cell(kernel, server, clock, QWEN_CELL, 200))
-                results["print"].append(one_cell(kernel, server, clock, PRINT_CELL, 200))
-            paced = {name: one_cell(kernel, server, clock, code, args.chunks, args.pace)
-                     for name, code in (("qwen", QWEN_CELL), ("print", PRINT_CELL))}
-            small = [one_cell(kernel, server, clock, QWEN_CELL, args.chunks) for _ in range(3)]
-            big = [one_cell(kernel, server, clock, QWEN_CELL, args.big) for _ in range(2)]
+            yield kernel, server, clock
         finally:
             kernel.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--chunks", type=int, default=2000)
+    parser.add_argument("--big", type=int, default=100_000)
+    parser.add_argument("--pace", type=float, default=100.0,
+                        help="chunks a second for the bytes comparison (default 100)")
+    args = parser.parse_args()
+    with kernel_and_server() as (kernel, server, clock):
+        one_cell(kernel, server, clock, QWEN_CELL, 200)  # warm-up: imports, caches
+        one_cell(kernel, server, clock, PRINT_CELL, 200)
+        results: dict[str, list[dict]] = {"qwen": [], "print": []}
+        for _ in range(args.runs):  # first text: short replies, full speed
+            results["qwen"].append(one_cell(kernel, server, clock, QWEN_CELL, 200))
+            results["print"].append(one_cell(kernel, server, clock, PRINT_CELL, 200))
+        paced = {name: one_cell(kernel, server, clock, code, args.chunks, args.pace)
+                 for name, code in (("qwen", QWEN_CELL), ("print", PRINT_CELL))}
+        small = [one_cell(kernel, server, clock, QWEN_CELL, args.chunks) for _ in range(3)]
+        big = [one_cell(kernel, server, clock, QWEN_CELL, args.big) for _ in range(2)]
     summary = {name: {key: median([r[key] for r in runs]) for key in runs[0]}
                for name, runs in results.items()}
     big_run = {key: median([r[key] for r in big]) for key in big[0]}

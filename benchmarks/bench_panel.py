@@ -15,13 +15,12 @@ import argparse
 import os
 import time
 
-from _bench import ROOT, local_server, machine, median, report, table
+from _bench import local_server, machine, median, report, table
 from bench_live_kernel import (
     BYTES_RATIO_GOAL,
     FIXED_COST_GOAL,
     PRINT_CELL,
-    FirstByteClock,
-    Kernel,
+    kernel_and_server,
     one_cell,
 )
 
@@ -58,26 +57,15 @@ def responsiveness(reply: dict, runs: int) -> tuple[list[float], list[float]]:
 
 def panel_turns(chunks: int, pace: float) -> dict[str, dict[str, float]]:
     """IOPub of a first panel turn, of a later one, and of the print loop, same stream."""
-    from fake_server import FakeServer
-
-    clock = FirstByteClock()
-    clock.install()
-    with FakeServer(lifetime=1800) as server:
-        env = {"QWEN_NB_BASE_URL": server.base_url, "QWEN_NB_API_KEY": "bench",
-               "QWEN_NB_MODEL": "qwen3-vl-32b-thinking", "PYTHONPATH": ROOT}
-        kernel = Kernel(env)
-        try:
-            kernel.run("%load_ext qwen_nb\nimport qwen_nb")
-            kernel.run(PANEL_CELL)  # opens the models once; a turn opens none
-            one_cell(kernel, server, clock, TURN_CELL, 200)  # warm-up: imports, caches
-            kernel.run("_panel.new_chat()")
-            first = one_cell(kernel, server, clock, TURN_CELL, chunks, pace)
-            for _ in range(EARLIER_TURNS - 1):
-                one_cell(kernel, server, clock, TURN_CELL, chunks)
-            later = one_cell(kernel, server, clock, TURN_CELL, chunks, pace)
-            plain = one_cell(kernel, server, clock, PRINT_CELL, chunks, pace)
-        finally:
-            kernel.close()
+    with kernel_and_server() as (kernel, server, clock):
+        kernel.run(PANEL_CELL)  # opens the models once; a turn opens none
+        one_cell(kernel, server, clock, TURN_CELL, 200)  # warm-up: imports, caches
+        kernel.run("_panel.new_chat()")
+        first = one_cell(kernel, server, clock, TURN_CELL, chunks, pace)
+        for _ in range(EARLIER_TURNS - 1):
+            one_cell(kernel, server, clock, TURN_CELL, chunks)
+        later = one_cell(kernel, server, clock, TURN_CELL, chunks, pace)
+        plain = one_cell(kernel, server, clock, PRINT_CELL, chunks, pace)
     return {"first": first, "later": later, "print": plain}
 
 
