@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import re
 from html.parser import HTMLParser
 
@@ -164,7 +165,7 @@ def test_remote_images_become_links_that_fetch_nothing(source, label):
     assert not [t for t, _ in tags if t == "img"]
     links = [a for t, a in tags if t == "a"]
     assert len(links) == 1
-    assert links[0]["rel"] == "noopener noreferrer" and links[0]["target"] == "_blank"
+    assert links[0]["rel"] == "noreferrer" and links[0]["target"] == "_blank"
     assert links[0]["referrerpolicy"] == "no-referrer"
     assert links[0]["href"].startswith("http")
     assert label in rendered
@@ -193,7 +194,7 @@ def test_the_markdown_fallback_names_the_image_host():
 
 def test_links_open_in_a_new_tab_without_referrer():
     rendered = markdown_html("[docs](https://example.org) and [local](#anchor)")
-    assert ('href="https://example.org" rel="noopener noreferrer" '
+    assert ('href="https://example.org" rel="noreferrer" '
             'referrerpolicy="no-referrer" target="_blank"') in rendered
     assert '<a href="#anchor">local</a>' in rendered
 
@@ -261,6 +262,23 @@ def test_the_saved_output_stores_the_text_at_most_twice():
     assert answer.strip() in data["text/markdown"]
 
 
+def test_the_benchmarks_math_and_code_dense_reply_meets_the_size_goal(monkeypatch):
+    # benchmarks/bench_render.py's 1 MB answer (four formulas, a code block, a table, a
+    # list and a link every 1.6 KB) + 200 KB thinking: 2.80x before MathML lost its TeX
+    # annotation, tables and lists their optional end tags and links "noopener"; issue
+    # 13's goal is 2.5x + 12 KB. Sizes are deterministic, unlike times.
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "benchmarks"))
+    from bench_render import answer_text, finish, thinking_text
+
+    answer, thinking = answer_text(1.0), thinking_text(200_000)
+    _, data, metadata = finish(answer, thinking)
+    stored = sum(len(value.encode()) for value in data.values()) + len(json.dumps(metadata))
+    text = len(answer.encode()) + len(thinking.encode())
+    assert stored <= 2.5 * text + 12 * 1024, f"{stored / text:.3f}x"
+
+
 def test_markdown_output_is_answer_then_folded_thinking_with_no_style():
     text = markdown_text(QwenResponse(answer="**Bold** answer", thinking="because",
                                       thinking_seconds=3.0))
@@ -284,13 +302,22 @@ def test_past_the_highlight_budget_code_is_plain():
     assert all('data-lang="python"' in b for b in blocks)  # still labelled
 
 
-def test_tables_and_lists_are_written_on_one_line_each():
-    source = "| a | b |\n|---|---|\n| 1 | 2 |\n\n- x\n- y\n\n1. one\n2. two\n\ntext"
+def test_tables_and_lists_are_one_line_each_without_optional_end_tags():
+    source = ("| a | b |\n|---|---|\n| 1 | 2 |\n| 3 | 4 |\n\n| only head |\n|---|\n\n"
+              "- x\n- y\n\n1. one\n2. two\n\ntext")
     rendered = markdown_html(source)
     assert rendered.splitlines() == [
-        "<table><thead><tr><th>a</th><th>b</th></tr></thead>"
-        "<tbody><tr><td>1</td><td>2</td></tr></tbody></table>",
-        "<ul><li>x</li><li>y</li></ul>",
-        "<ol><li>one</li><li>two</li></ol>",
+        "<table><thead><tr><th>a<th>b<tbody><tr><td>1<td>2<tr><td>3<td>4</table>",
+        "<table><thead><tr><th>only head</thead></table>",  # no body: </thead> stays
+        "<ul><li>x<li>y</ul>",
+        "<ol><li>one<li>two</ol>",
         "<p>text</p>",
     ]
+
+
+def test_the_thinking_escapes_only_what_html_needs():
+    thinking = "Let's check \"this\" & <that>."
+    escaped = "Let's check \"this\" &amp; &lt;that&gt;."
+    response = QwenResponse(answer="ok", thinking=thinking)
+    assert f'<pre class="qwen-nb-trace">{escaped}</pre>' in tabs_html(response)
+    assert f"<pre>{escaped}</pre>" in markdown_text(response)

@@ -165,7 +165,7 @@ def test_a_refusal_and_warnings_are_inert(payload):
 
 def test_safe_links_and_markdown_still_work():
     rendered = markdown_html("See [docs](https://example.org/a?b=1) and **bold** `code`.")
-    assert ('<a href="https://example.org/a?b=1" rel="noopener noreferrer" '
+    assert ('<a href="https://example.org/a?b=1" rel="noreferrer" '
             'referrerpolicy="no-referrer" target="_blank">docs</a>') in rendered
     assert "<strong>bold</strong>" in rendered and "<code>code</code>" in rendered
     data, _ = static_bundle(QwenResponse(answer="See [docs](https://example.org)."))

@@ -25,8 +25,10 @@ PLAIN_TEXT_LIMIT = 2_000  # characters of the answer and of the thinking in text
 
 
 def thinking_html(text: str) -> str:
-    """The thinking trace as escaped text (never Markdown: it is the model's scratchpad)."""
-    return f'<pre class="{CSS_CLASS}-trace">{html.escape(text)}</pre>'
+    """The thinking trace as escaped text (never Markdown: it is the model's scratchpad);
+    quotes stay as they are: they mean nothing in element text, and `&#x27;` took six
+    bytes for every apostrophe."""
+    return f'<pre class="{CSS_CLASS}-trace">{html.escape(text, quote=False)}</pre>'
 
 
 def format_seconds(value: float | None) -> str:
@@ -248,7 +250,7 @@ def markdown_text(response: QwenResponse) -> str:
     if response.thinking:
         parts.append(
             f"<details><summary>{html.escape(thinking_label(response))}</summary>\n\n<pre>"
-            f"{html.escape(response.thinking)}</pre>\n\n</details>"
+            f"{html.escape(response.thinking, quote=False)}</pre>\n\n</details>"
         )
     return "\n\n".join(parts)
 

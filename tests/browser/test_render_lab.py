@@ -83,6 +83,14 @@ Brackets inline \\(a^2 + b^2 = c^2\\), and displayed:
 
 Code keeps its dollars: `$not math$`.
 
+| quantity | symbol |
+| --- | --- |
+| energy | E |
+| momentum | p |
+
+- first item
+- second item
+
 ```python
 def energy(mass):
     return mass * 299_792_458 ** 2  # joules
@@ -128,6 +136,13 @@ def check_rendered(box, host: str) -> None:
     check(answer).not_to_contain_text("\\[")
     check(answer).not_to_contain_text("$$")
     check(answer.locator("code", has_text="$not math$")).to_have_count(1)
+    # Tables and lists are written without their optional end tags: the same tree.
+    cells = answer.locator("table").evaluate(
+        "(t) => [...t.rows].map(r => [...r.cells].map(c => c.textContent))")
+    assert cells == [["quantity", "symbol"], ["energy", "E"], ["momentum", "p"]], cells
+    items = answer.locator("ul").first.evaluate(
+        "(u) => [...u.children].map(li => li.tagName + ':' + li.textContent)")
+    assert items == ["LI:first item", "LI:second item"], items
     blocks = answer.locator(".qwen-nb-code")
     check(blocks).to_have_count(2)
     check(blocks.nth(0).locator(".qwen-nb-code-label")).to_have_text("python")
@@ -144,8 +159,9 @@ def check_rendered(box, host: str) -> None:
     links = answer.locator("a.qwen-nb-image-link")
     check(links).to_have_count(2)  # inline and reference-style; //host is not even a link
     check(links.first).to_have_text(f"image: {host}/leak.png")
-    # JupyterLab rewrites rel to "noopener"; the referrer policy stays.
-    check(links.first).to_have_attribute("rel", re.compile(r"\bnoopener\b"))
+    # JupyterLab rewrites rel to "noopener"; elsewhere it stays "noreferrer" (which implies
+    # noopener); the referrer policy stays in both.
+    check(links.first).to_have_attribute("rel", re.compile(r"\bno(opener|referrer)\b"))
     check(links.first).to_have_attribute("referrerpolicy", "no-referrer")
     check(links.first).to_have_attribute("target", "_blank")
     sources = box.evaluate("(b) => [...b.querySelectorAll('img')].map(i => i.src)")
