@@ -4,7 +4,9 @@
   parsed once, math as MathML, code highlighted, the Markdown fallback checked), against
   one plain markdown-it-py render of the same text in the same run (goal <= 1.5x);
 - size: the bytes of the saved output (every mimetype and the metadata) against the
-  answer + thinking text (goal <= 2.5x + 12 KB);
+  answer + thinking text (goal <= 2.5x + 12 KB); also, for information, what the output
+  adds to the .ipynb file (nbformat splits strings into JSON lines and escapes quotes)
+  against the same text saved there as one plain-text output;
 - math: latex2mathml against the KaTeX-less alternative at hand, matplotlib's mathtext
   drawn to SVG, per formula (why the renderer uses MathML).
 
@@ -106,6 +108,22 @@ def finish(text: str, thinking: str) -> tuple[float, dict[str, str], dict]:
     return elapsed, data, metadata
 
 
+def in_notebook_file(data: dict[str, str], metadata: dict, text: str) -> tuple[int, int]:
+    """(bytes the output adds to an .ipynb, bytes `text` alone adds as a text/plain
+    output): the file pays each line and each quote of every mimetype again."""
+    import nbformat
+
+    def added(outputs: list) -> int:
+        notebook = nbformat.v4.new_notebook()
+        notebook.cells = [nbformat.v4.new_code_cell("%%qwen", outputs=outputs)]
+        return len(nbformat.writes(notebook).encode())
+
+    empty = added([])
+    ours = added([nbformat.v4.new_output("display_data", data=data, metadata=metadata)])
+    plain = added([nbformat.v4.new_output("display_data", data={"text/plain": text})])
+    return ours - empty, plain - empty
+
+
 def where_bytes_go(data: dict[str, str], metadata: dict) -> list[list[str]]:
     """Bytes per mimetype, and inside the HTML per kind of markup (why the ratio is what
     it is)."""
@@ -200,6 +218,9 @@ def main() -> None:
     ]))
     print("\n# where the saved bytes go")
     print(table(["part", "bytes"], where_bytes_go(data, metadata)))
+    in_file, plain_in_file = in_notebook_file(data, metadata, base + thinking)
+    print(f"in the .ipynb file: {in_file / 1e6:.2f} MB, {in_file / plain_in_file:.2f}x the "
+          f"same text saved as one plain-text output ({plain_in_file / 1e6:.2f} MB)\n")
     report(f"finishing <= {MAX_TIME_RATIO}x one markdown-it render", ratio <= MAX_TIME_RATIO,
            row=f"finish a {len(base) / 1e6:.1f} MB Markdown answer",
            measured=f"{mine:.2f} s, {ratio:.2f}x",
