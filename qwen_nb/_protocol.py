@@ -286,8 +286,21 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+# json.loads is the C scanner behind two Python frames and two whitespace regexes: 5.4 us
+# per chunk here against 3.2 us for the scanner alone. A chunk the scanner reads whole goes
+# that way; anything else (whitespace around it, extra data, errors) takes json.loads' path,
+# so the values and the errors are json.loads' own.
+_scan_json = json.JSONDecoder().scan_once
+
+
 def parse_chunk(data: str) -> Any:
     """One SSE data payload as JSON; anything else is the provider's fault, not a crash."""
+    try:
+        value, end = _scan_json(data, 0)
+        if end == len(data):
+            return value
+    except (StopIteration, ValueError, RecursionError):
+        pass
     try:
         return json.loads(data)
     except (ValueError, RecursionError) as exc:
@@ -363,10 +376,9 @@ class ChatAccumulator:
         if not isinstance(chunk, dict):
             raise StreamError(
                 f"The provider sent a chunk that is not an object: {redact(repr(chunk)):.200}")
-        if "error" in chunk and chunk["error"]:
-            raise StreamError(
-                f"The provider reported an error mid-stream: {error_text(chunk['error'])}"
-            )
+        error = chunk.get("error")
+        if error:
+            raise StreamError(f"The provider reported an error mid-stream: {error_text(error)}")
         # This runs once per chunk (thousands per reply): plain lookups, no helper calls
         # on the common path.
         if self.request_id is None:
@@ -402,8 +414,6 @@ class ChatAccumulator:
         meta = chunk.get("meta")
         if meta and isinstance(meta, dict) and isinstance(meta.get("usage"), dict):
             self._read_meta(meta["usage"])
-        if self.answer_started_at is None and events:
-            self._note_answer_start(events)
         return events
 
     def _note_answer_start(self, events: list[StreamEvent]) -> None:
@@ -453,10 +463,15 @@ class ChatAccumulator:
                 content = self._hidden(content)
             self.text_chars += len(content)
             if self._separated:
+                if self.answer_started_at is None:
+                    self.answer_started_at = time.monotonic()
                 self._raw_answer.append(content)
                 events.append(AnswerDelta(content))
             else:
-                events.extend(self._content.feed(content))
+                split = self._content.feed(content)
+                if self.answer_started_at is None and split:
+                    self._note_answer_start(split)
+                events.extend(split)
 
     def _mark_first_token(self) -> None:
         if self.first_token_at is None:

@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, ClassVar
 
 # Qwen3-VL sees the image as 16 px patches merged 2 x 2: one visual token per 32 x 32 unit.
 QWEN3_VL_UNIT = 32
@@ -255,24 +255,26 @@ class Usage:
 
 
 # --- stream events -------------------------------------------------------------------
+# `type` is a class constant, not a field: a reply is thousands of deltas, and a frozen
+# dataclass pays for every field it sets (0.32 against 0.61 us per event here).
 
 
 @dataclass(frozen=True)
 class ThinkingDelta:
     text: str
-    type: str = "thinking"
+    type: ClassVar[str] = "thinking"
 
 
 @dataclass(frozen=True)
 class AnswerDelta:
     text: str
-    type: str = "answer"
+    type: ClassVar[str] = "answer"
 
 
 @dataclass(frozen=True)
 class UsageUpdate:
     usage: Usage
-    type: str = "usage"
+    type: ClassVar[str] = "usage"
 
 
 @dataclass(frozen=True)
@@ -280,7 +282,7 @@ class Finished:
     """The stream ended; `response` is the final (possibly incomplete) result."""
 
     response: QwenResponse
-    type: str = "done"
+    type: ClassVar[str] = "done"
 
 
 StreamEvent = ThinkingDelta | AnswerDelta | UsageUpdate | Finished

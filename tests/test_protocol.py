@@ -144,6 +144,29 @@ def test_malformed_chunks_raise_stream_error(data):
         parse_chunk(data)
 
 
+@pytest.mark.parametrize("data", [
+    '{"choices": [{"delta": {"content": "caf\\u00e9 \\ud83d\\ude00"}}]}',
+    ' {"a": 1}', '{"a": 1} ', '{"a": 1}\n', '\t{"a": [1, 2.5, null, true]}\r\n',
+    '{"a": NaN, "b": -Infinity}', '{"a": 1, "a": 2}', '"text"', "[]", "7",
+])
+def test_chunks_parse_as_json_loads_parses_them(data):
+    # The scanner-only fast path must agree with json.loads wherever it is taken or not.
+    assert repr(parse_chunk(data)) == repr(json.loads(data))
+
+
+@pytest.mark.parametrize("data", ['{"a": 1} {"b": 2}', '{"a": 1}x', '\ufeff{"a": 1}'])
+def test_extra_data_and_a_bom_in_a_chunk_are_malformed_as_for_json_loads(data):
+    with pytest.raises(ValueError):
+        json.loads(data)
+    with pytest.raises(StreamError, match="malformed"):
+        parse_chunk(data)
+
+
+def test_a_huge_integer_in_a_chunk_reads_as_no_count():
+    data = '{"usage": {"completion_tokens": ' + "9" * 5000 + "}}"
+    assert parse_chunk(data) == {"usage": {"completion_tokens": None}}
+
+
 @pytest.mark.parametrize("body, message, request_id", [
     (b'{"error": {"message": "Bad key", "type": "auth"}}', "Bad key", None),
     (b'{"error": {"message": "Bad", "request_id": "r-1"}}', "Bad", "r-1"),
