@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from . import _background
 from ._bodies import (
     ACCEPT_ENCODING,
     ERROR_BODY_CAP,
@@ -312,9 +313,7 @@ class ResponseStream(EventStreamBase):
             )
         # The --max-time watchdog: wakes a read blocked on a silent server at the deadline.
         self._deadline = time.monotonic() + settings.max_time
-        watchdog = threading.Timer(settings.max_time, self._expire)
-        watchdog.daemon = True
-        watchdog.start()
+        watchdog = _background.alarms.call_after(settings.max_time, self._expire)
         try:
             response = self._connect(payload)
         except QwenError as error:
@@ -725,7 +724,7 @@ def release_in_background(response: httpx.Response, rest: Iterator[bytes]) -> No
         finally:
             response.close()
 
-    threading.Thread(target=drain, daemon=True, name="qwen-nb-release").start()
+    _background.helpers.submit(drain)
 
 
 def _short(exc: BaseException, key: Secret | None = None) -> str:

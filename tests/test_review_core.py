@@ -116,15 +116,13 @@ def test_sequential_calls_reuse_one_connection(server):
     import time
 
     import qwen_nb
-
-    def release_threads() -> int:
-        return sum(t.name == "qwen-nb-release" for t in threading.enumerate())
+    from qwen_nb import _background
 
     before = server.connections
     for _ in range(4):
         assert qwen_nb.ask("hi").complete
         deadline = time.monotonic() + 10
-        while release_threads() and time.monotonic() < deadline:
+        while _background.helpers.busy and time.monotonic() < deadline:
             time.sleep(0.01)
     # Without reading the body's end after [DONE], every call opened a new connection.
     assert server.connections - before <= 1
