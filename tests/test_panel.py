@@ -221,6 +221,9 @@ def test_second_turn_carries_first_answer_without_thinking_and_its_images(server
     ask(panel, "What is this?")
     first = server.requests[-1].json["messages"]
     assert len(image_parts(first[0])) == 1
+    # The saved transcript shows the image once (in the turn's tabs), not twice.
+    saved = panel._repr_mimebundle_()["text/html"]
+    assert saved.count("<img") == 1 and '<div class="qwen-nb-thumbs"><img' in saved
     ask(panel, "How wide is it?")
     body = server.requests[-1].json
     messages = body["messages"]

@@ -289,7 +289,9 @@ def transcript_bundle(turns: Sequence[tuple[str, int, Sequence[str], QwenRespons
     plain: list[str] = []
     for number, (prompt, image_count, thumbs, response) in enumerate(turns, 1):
         images = f" · {image_count} image{'s' if image_count != 1 else ''}" if image_count else ""
-        strip = "".join(
+        # The tabs show the images the response carries; the prompt shows them only when
+        # it does not (a turn stopped before its reply), so each image is there once.
+        strip = "" if response.images else "".join(
             f'<img class="qwen-nb-thumb" src="{html.escape(src)}" alt="image sent" '
             'style="max-width:64px;max-height:64px;margin:2px">'
             for src in thumbs if src.startswith("data:image/"))

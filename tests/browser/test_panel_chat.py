@@ -154,7 +154,8 @@ def test_chat_with_an_image_every_turn_action_dark_theme_and_reload(
 
     # Saved, kernel gone, reloaded: the whole transcript is there, without a kernel.
     transcript = reopened_transcript(nb, "What is PROMPT-EDITED?", "CHAT-ANSWER-EDITED")
-    check(transcript.locator("img.qwen-nb-thumb")).to_be_visible()
+    check(transcript.locator("img")).to_have_count(1)
+    check(transcript.locator(".qwen-nb-thumbs img")).to_be_visible()
     transcript.locator("label", has_text="Thinking").click()
     check(transcript.locator(".qwen-nb-thinking")).to_contain_text("Edited.")
     screenshot("panel-chat-reloaded")
