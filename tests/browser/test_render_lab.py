@@ -271,3 +271,40 @@ def test_every_element_is_readable_in_the_dark_theme(open_notebook, model, attac
     finally:
         page.evaluate(SET_THEME, "JupyterLab Light")
         page.wait_for_selector('body[data-jp-theme-light="true"]', state="attached")
+
+
+def test_an_untrusted_notebook_shows_whole_tables_and_lists_and_no_tex_twice(
+        open_notebook, attacker, page, tmp_path, screenshot):
+    # A notebook from elsewhere (unsigned): JupyterLab passes its HTML outputs through its
+    # sanitizer, which re-parses the markup (the omitted end tags too), drops <style> and
+    # MathML but keeps their text: a TeX annotation would show beside each formula.
+    import nbformat
+
+    from qwen_nb._types import QwenResponse
+    from qwen_nb.render import static_bundle
+
+    host = attacker.host
+    fetched = count_requests(page, host)
+    response = QwenResponse(answer=ANSWER.format(host=host), thinking="Because.")
+    data, metadata = static_bundle(response)
+    notebook = nbformat.v4.new_notebook(metadata={"kernelspec": {
+        "display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}})
+    notebook.cells = [nbformat.v4.new_code_cell("%%qwen\nExplain", outputs=[
+        nbformat.v4.new_output("display_data", data=data, metadata=metadata)])]
+    path = tmp_path / "untrusted.ipynb"
+    nbformat.write(notebook, path)
+    nb = open_notebook(str(path))
+    box = nb.cell_output(0)
+    answer = box.locator(".qwen-nb-answer")
+    check = expect()
+    check(answer).to_contain_text("RENDER-MARKER")
+    cells = answer.locator("table").evaluate(
+        "(t) => [...t.rows].map(r => [...r.cells].map(c => c.textContent))")
+    assert cells == [["quantity", "symbol"], ["energy", "E"], ["momentum", "p"]], cells
+    items = answer.locator("ul").first.evaluate(
+        "(u) => [...u.children].map(li => li.tagName + ':' + li.textContent)")
+    assert items == ["LI:first item", "LI:second item"], items
+    check(answer).to_contain_text("Dollars inline E=mc2, and displayed")
+    check(answer).not_to_contain_text("mc^2")
+    screenshot("render-untrusted")
+    assert fetched == [] and attacker.hits == []
