@@ -291,6 +291,24 @@ def test_saved_transcript_carries_one_stylesheet_and_the_widget_no_words(server,
         panel.widget.model_id
 
 
+def test_saved_transcript_reads_in_order_with_styles_stripped(server, panel):
+    """As GitHub shows it (no <style>): each prompt, its answer, then its folded thinking."""
+    import re
+
+    server.queue(Reply(thinking="FIRST-THOUGHT", answer="FIRST-ANSWER"),
+                 Reply(thinking="SECOND-THOUGHT", answer="SECOND-ANSWER"))
+    ask(panel, "FIRST-PROMPT")
+    ask(panel, "SECOND-PROMPT")
+    bare = re.sub(r"<style>.*?</style>", "", panel._repr_mimebundle_()["text/html"],
+                  flags=re.S)
+    marks = ["FIRST-PROMPT", "FIRST-ANSWER", "FIRST-THOUGHT",
+             "SECOND-PROMPT", "SECOND-ANSWER", "SECOND-THOUGHT"]
+    assert [bare.index(mark) for mark in marks] == sorted(bare.index(m) for m in marks)
+    for thought in ("FIRST-THOUGHT", "SECOND-THOUGHT"):
+        before = bare[:bare.index(thought)]
+        assert before.rfind("<details") > before.rfind("</details>"), "thinking is folded"
+
+
 # -- images -----------------------------------------------------------------------------------
 
 

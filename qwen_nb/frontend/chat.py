@@ -8,7 +8,8 @@ status are synced traits; the page's actions (send, stop, upload...) arrive as c
 messages. After each finished turn the static transcript, a separate display in the same
 cell output, is updated: plain HTML, Markdown and text that a notebook opened without a
 kernel, nbconvert or GitHub can show. While the live chat is on screen, qwen.css hides that
-copy, so the person sees the chat once.
+copy, so the person sees the chat once; reopened without the kernel, the transcript's own
+stylesheet hides the chat's dead widget output instead (DEAD_WIDGET_CSS).
 """
 
 from __future__ import annotations
