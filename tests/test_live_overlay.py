@@ -57,17 +57,23 @@ def feed_answer(feed: ReplyFeed, clock: Clock, answer: str, *, step: int = 5,
     return messages
 
 
-def marks(figures: str) -> int:
-    """How many boxes the overlay says it drew (its alt text)."""
-    found = re.findall(r"with (\d+) marks drawn", figures)
-    assert len(found) == 1, figures
-    return int(found[0])
+def marks(parts: list[dict]) -> int:
+    """How many boxes the overlay says it drew on the one image (its alt text)."""
+    (part,) = parts
+    return int(re.fullmatch(r"image 1 \(.*\) with (\d+) marks drawn", part["alt"]).group(1))
 
 
-def picture_of(figures: str) -> Image.Image:
-    match = re.search(r'<img [^>]*src="data:image/(?:png|jpeg);base64,([^"]+)"', figures)
-    assert match, figures
-    return Image.open(io.BytesIO(base64.b64decode(match.group(1)))).convert("RGB")
+def decode(url: str) -> Image.Image:
+    assert url.startswith(("data:image/png;base64,", "data:image/jpeg;base64,")), url[:40]
+    return Image.open(io.BytesIO(base64.b64decode(url.partition(",")[2])))
+
+
+def picture_of(base: str, parts: list[dict]) -> Image.Image:
+    """What the page shows: the picture with the latest layer of marks over it."""
+    (part,) = parts
+    picture = decode(base).convert("RGBA")
+    picture.alpha_composite(decode(part["layer"]).convert("RGBA"))
+    return picture.convert("RGB")
 
 
 def test_the_overlay_appears_with_the_first_complete_box_and_grows():
@@ -85,15 +91,19 @@ def test_the_overlay_appears_with_the_first_complete_box_and_grows():
     for at, figures in drawn:  # a box is drawn once its object is closed, never before
         closed = GROUNDING[:at].count("}")
         assert marks(figures) <= closed
-    assert picture_of(drawn[-1][1]).width == 800  # as sent (the 32 px grid), not larger
+    bases = [part["base"] for _, parts in drawn for part in parts if "base" in part]
+    assert len(bases) == 1  # the picture travels once; each update is its layer of marks
+    assert decode(bases[0]).width == 800  # as sent (the 32 px grid), not larger
+    layer = decode(drawn[-1][1][0]["layer"])
+    assert layer.mode == "RGBA" and layer.size == decode(bases[0]).size
 
 
 def test_the_drawn_picture_shows_the_boxes():
     clock = Clock()
     overlay = LiveOverlay(photo_request(), clock=clock)
     feed = ReplyFeed(markdown_html, clock=clock, overlay=overlay)
-    last = [m["overlay"] for _, m in feed_answer(feed, clock, GROUNDING) if "overlay" in m][-1]
-    picture = picture_of(last)
+    drawn = [m["overlay"] for _, m in feed_answer(feed, clock, GROUNDING) if "overlay" in m]
+    picture = picture_of(drawn[0][0]["base"], drawn[-1])
     x1, y1, _, y2 = BOXES[-1]  # relative 0-1000 -> pixels
     edge = picture.getpixel((round(x1 / 1000 * picture.width),
                              round((y1 + y2) / 2000 * picture.height)))

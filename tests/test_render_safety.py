@@ -21,7 +21,7 @@ ALLOWED_TAGS = {
     "h1", "h2", "h3", "h4", "h5", "h6",
     "hr", "img", "input", "label", "li", "ol", "p", "pre", "s", "span", "strong", "table",
     "tbody", "td", "th", "thead", "tr", "ul", "style", "details", "summary",
-    "figure", "figcaption",  # the grounding overlay (its <img> is a data: URL)
+    "figure", "figcaption",  # the grounding overlay in the static output (data: <img>)
 } | {  # MathML presentation elements (math is typeset as MathML)
     "math", "semantics", "annotation", "mrow", "mi", "mn", "mo", "mtext", "ms", "mspace",
     "msub", "msup", "msubsup", "munder", "mover", "munderover", "mfrac", "msqrt", "mroot",
@@ -209,7 +209,7 @@ def test_any_mix_of_dangerous_fragments_stays_inert(answer, thinking):
 # --- the live view and the panel -------------------------------------------------------
 
 
-LIVE_HTML_KEYS = ("tail", "details", "overlay")  # keys the page inserts as HTML (and "seal")
+LIVE_HTML_KEYS = ("tail", "details")  # message keys the page inserts as HTML (and "seal")
 
 
 @pytest.mark.parametrize("payload", PAYLOADS)
@@ -246,7 +246,7 @@ def test_live_messages_are_inert_while_streaming_and_at_the_end(payload, _global
 
 def test_the_live_grounding_overlay_stays_inert_and_fetches_nothing(_global_ip, monkeypatch):
     """Hostile labels, a hostile image name and an image sent as a remote URL: the
-    overlay the live view sends holds data: images and escaped text only."""
+    overlay the live view sends holds data: images and plain text only."""
     import json
 
     import comm
@@ -280,10 +280,20 @@ def test_the_live_grounding_overlay_stays_inert_and_fetches_nothing(_global_ip, 
                                           reading=request.reading, model=request.model)))
     overlays = [m["overlay"] for m in sent.custom if "overlay" in m]
     assert len(overlays) > 3
-    for figures in overlays:
-        assert_inert(figures)
-        assert "<a " not in figures and "<script" not in figures
-    assert "was sent as a URL" in overlays[-1]  # the remote image: a note, never an <img>
+    # qwen.js shows only data: images and sets every other value as text (textContent,
+    # alt): no key holds HTML, and every picture is one the kernel drew.
+    for parts in overlays:
+        for part in parts:
+            assert set(part) <= {"image", "alt", "caption", "note", "base", "layer", "width",
+                                 "height"}, part
+            for key in ("base", "layer"):
+                if key in part:
+                    assert re.fullmatch(r"data:image/(png|jpeg);base64,[A-Za-z0-9+/=]+",
+                                        part[key]), part[key][:60]
+    notes = [part["note"] for parts in overlays for part in parts if "note" in part]
+    assert notes and all("was sent as a URL" in note for note in notes)  # never an <img>
+    assert "remote.png" not in "".join(part.get("base", "") + part.get("layer", "")
+                                       for parts in overlays for part in parts)
     assert_inert(captured.outputs[-1].data["text/html"], own_style=1)
 
 

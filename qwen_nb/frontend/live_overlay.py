@@ -1,5 +1,8 @@
 """The grounding overlay of a streaming answer: redrawn in the kernel as boxes complete.
 
+Each image travels once; each update is only a transparent PNG of the marks, which the
+page lays over it (a small fraction of the picture's bytes).
+
 Pure logic (no widgets), driven by answer deltas and a clock. Per delta the cost is a
 list append. Per draw it looks only at the text added since the last draw, with `in`
 (C speed): the answer is read again only once it has named `bbox_2d` / `point_2d` and a
@@ -38,7 +41,7 @@ class LiveOverlay:
         self._named = False  # the answer has named a coordinate key
         self._pending = False  # a `}` arrived since the last reading
         self._read_at = -interval
-        self._pictures: dict[int, Any] = {}  # each image decoded once, at display size
+        self._shown: dict[int, tuple[int, int]] = {}  # images sent, at their display sizes
         self.items = 0  # complete boxes and points shown
         self.readings = 0  # times the answer so far was parsed
         self.seconds = 0.0  # kernel time spent reading and drawing (benchmarks report it)
@@ -57,8 +60,9 @@ class LiveOverlay:
         """A `}` that may complete an item has not been read yet (the interval holds it)."""
         return self._pending
 
-    def take(self) -> str | None:
-        """The overlay's HTML when more items are complete than shown, else None."""
+    def take(self) -> list[dict[str, Any]] | None:
+        """The overlay's parts (render.overlay.overlay_layers) when more items are complete
+        than shown, else None."""
         if self._chunks:
             new = "".join(self._chunks)
             self._chunks.clear()
@@ -78,8 +82,8 @@ class LiveOverlay:
         finally:
             self.seconds += time.perf_counter() - started
 
-    def _figures(self) -> str | None:
-        from ..render.overlay import overlay_figures_html
+    def _figures(self) -> list[dict[str, Any]] | None:
+        from ..render.overlay import overlay_layers
         from ..render.vision import complete_grounding
 
         cut = complete_grounding(self._template.replace(answer=self._text))
@@ -90,4 +94,4 @@ class LiveOverlay:
         if items <= self.items:
             return None
         self.items = items
-        return overlay_figures_html(cut, self._pictures)
+        return overlay_layers(cut, self._shown)

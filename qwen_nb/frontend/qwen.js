@@ -29,7 +29,13 @@ function newReply() {
 function applyReply(reply, msg) {
   if (msg.seal) reply.blocks.push(...msg.seal);
   if (msg.tail !== undefined) reply.tail = msg.tail;
-  if (msg.overlay !== undefined) reply.overlay = msg.overlay;
+  if (msg.overlay) {  // parts by image: a picture comes once, its layer of marks each time
+    reply.overlay = reply.overlay || {};
+    for (const part of msg.overlay) {
+      reply.overlay[part.image] = {...reply.overlay[part.image], ...part};
+    }
+    reply.overlays = (reply.overlays || 0) + 1;
+  }
   if (msg.think) reply.thinking.push(msg.think);
   for (const key of ["label", "details", "tab", "status", "error"]) {
     if (msg[key] !== undefined) reply[key] = msg[key];
@@ -134,14 +140,41 @@ function buildTabs(root) {
   return tabs;
 }
 
-// The grounding overlay the kernel drew (figures of data: images): replaced whole when
-// more boxes are complete. An <img> that would fetch anything is dropped, whatever sent it.
-function overlayFigures(html) {
-  const figures = fragment(html);
-  for (const img of figures.querySelectorAll("img")) {
-    if (!(img.getAttribute("src") || "").startsWith("data:image/")) img.remove();
+// The grounding overlay the kernel drew: each picture with a transparent layer of its marks
+// laid over it, the layer replaced as more boxes complete. Only data: images are shown,
+// whatever sent them; texts are set as text.
+function isDataImage(src) {
+  return typeof src === "string" && src.startsWith("data:image/");
+}
+
+function setImage(img, src) {
+  if (isDataImage(src) && img.getAttribute("src") !== src) img.src = src;
+  img.hidden = !isDataImage(img.getAttribute("src"));
+}
+
+function paintOverlay(box, figures, parts) {
+  for (const key of Object.keys(parts).sort((a, b) => a - b)) {
+    const part = parts[key];
+    let figure = figures.get(key);
+    if (!figure) {
+      figure = {box: element("figure", "qwen-nb-overlay"), stack: element("div",
+        "qwen-nb-overlay-stack"), base: element("img", "qwen-nb-overlay-base"),
+      layer: element("img", "qwen-nb-overlay-layer"), caption: element("figcaption")};
+      figure.layer.alt = "";
+      figure.stack.append(figure.base, figure.layer);
+      figure.box.append(figure.stack, figure.caption);
+      figures.set(key, figure);
+      box.append(figure.box);
+    }
+    setImage(figure.base, part.base);
+    setImage(figure.layer, part.layer);
+    if (part.width) {
+      figure.base.width = part.width;
+      figure.base.height = part.height;
+    }
+    figure.base.alt = part.alt || "";
+    figure.caption.textContent = part.note || part.caption || "";
   }
-  return figures;
 }
 
 // Draws one reply into `root`, appending only what it has not drawn yet.
@@ -159,7 +192,8 @@ function replyPainter(root, reply, {tools: withTools = true} = {}) {
   const tools = element("div", "qwen-nb-tools");
   tools.append(copyButton("Copy the whole answer", () => visibleText(tabs.answer.panel)));
   root.append(status, error, tools);
-  const drawn = {blocks: 0, tail: null, overlay: "", thinking: 0, tab: null, resets: 0};
+  const figures = new Map();
+  const drawn = {blocks: 0, tail: null, overlays: 0, thinking: 0, tab: null, resets: 0};
   return () => {
     if (drawn.resets !== (reply.resets || 0)) {
       drawn.resets = reply.resets;
@@ -172,9 +206,9 @@ function replyPainter(root, reply, {tools: withTools = true} = {}) {
       addCodeCopy(block);
       blocks.append(block);
     }
-    if (reply.overlay && drawn.overlay !== reply.overlay) {
-      drawn.overlay = reply.overlay;
-      overlay.replaceChildren(overlayFigures(reply.overlay));
+    if (reply.overlay && drawn.overlays !== reply.overlays) {
+      drawn.overlays = reply.overlays;
+      paintOverlay(overlay, figures, reply.overlay);
     }
     if (drawn.tail !== reply.tail) {
       drawn.tail = reply.tail;

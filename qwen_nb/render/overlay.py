@@ -71,16 +71,26 @@ def draw_items(
 ) -> Image.Image:
     """Draw the boxes/points of image `index` (pixels of the original) on `picture`,
     resized to `size` first when given."""
-    from PIL import Image, ImageDraw
+    from PIL import Image
+
+    if size is not None and picture.size != size:
+        canvas = picture.convert("RGB").resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    else:
+        canvas = picture.convert("RGB") if picture.mode != "RGB" else picture.copy()
+    draw_marks(canvas, image, response, index)
+    return canvas
+
+
+def draw_marks(canvas: Image.Image, image: PreparedImage, response: QwenResponse,
+               index: int) -> None:
+    """Draw the boxes/points of image `index` onto `canvas` (the image at any size, or a
+    transparent layer of that size), in place."""
+    from PIL import ImageDraw
 
     reading = response.interpretation
     boxes = [box for box in reading.boxes if box.image == index]
     points = [point for point in reading.points if point.image == index]
     regions = _document_regions(response, index)
-    if size is not None and picture.size != size:
-        canvas = picture.convert("RGB").resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
-    else:
-        canvas = picture.convert("RGB") if picture.mode != "RGB" else picture.copy()
     original = image.original_size or image.sent_size or canvas.size
     scale_x, scale_y = canvas.width / original[0], canvas.height / original[1]
     colours = label_colours([item.label for item in [*regions, *boxes, *points]])
@@ -106,7 +116,6 @@ def draw_items(
                      outline=(255, 255, 255), width=max(1, line // 2))
         if point.label:
             _tag(canvas, font_size, (x + radius + 2, y - radius), point.label, colour)
-    return canvas
 
 
 def display_size(size: tuple[int, int]) -> tuple[int, int]:
@@ -121,39 +130,69 @@ def display_size(size: tuple[int, int]) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def overlay_figures_html(response: QwenResponse,
-                         pictures: dict[int, Image.Image] | None = None) -> str:
-    """One static <img> per image that has boxes or points (or document regions).
-
-    `pictures` keeps each image decoded at its display size across calls: a live view
-    draws the same images again as more boxes arrive."""
-    reading = response.interpretation
-    used = sorted({item.image for item in [*reading.boxes, *reading.points]
-                   if item.image is not None} | set(_document_images(response)))
+def overlay_figures_html(response: QwenResponse) -> str:
+    """One static <img> per image that has boxes or points (or document regions)."""
     figures = []
-    for index in used:
+    for index in _marked_images(response):
         image = response.images[index]
-        picture = pictures.get(index) if pictures is not None else None
-        if picture is None:
-            try:
-                picture = _display_picture(image)
-            except InputError as error:
-                figures.append(f"<p><em>{html.escape(str(error))}</em></p>")
-                continue
-            if pictures is not None:
-                pictures[index] = picture
+        try:
+            picture = _display_picture(image)
+        except InputError as error:
+            figures.append(f"<p><em>{html.escape(str(error))}</em></p>")
+            continue
         drawn = draw_items(picture, image, response, index)
-        count = sum(1 for item in [*reading.boxes, *reading.points] if item.image == index)
-        count += len(_document_regions(response, index))
-        alt = f"image {index + 1} ({html.escape(image.source)}) with {count} marks drawn"
+        alt, caption = _figure_text(response, index)
         figures.append(
             f'<figure class="qwen-nb-overlay" style="margin:4px 0">'
             f'<img src="{to_data_url(drawn, image.format)}" width="{drawn.width}" '
-            f'height="{drawn.height}" alt="{alt}" style="max-width:100%;height:auto">'
-            f"<figcaption style=\"font-size:0.85em\">Image {index + 1}: "
-            f"{html.escape(image.source)}</figcaption></figure>"
+            f'height="{drawn.height}" alt="{html.escape(alt)}" style="max-width:100%;height:auto">'
+            f"<figcaption style=\"font-size:0.85em\">{html.escape(caption)}</figcaption></figure>"
         )
     return "".join(figures)
+
+
+def overlay_layers(response: QwenResponse,
+                   shown: dict[int, tuple[int, int]]) -> list[dict[str, Any]]:
+    """The live view's overlay, one part per image with marks: the marks drawn on a
+    transparent layer (a small PNG) that the page lays over the picture, which travels
+    only the first time (`shown`: the images sent so far and their sizes; updated)."""
+    from PIL import Image
+
+    parts: list[dict[str, Any]] = []
+    for index in _marked_images(response):
+        image = response.images[index]
+        alt, caption = _figure_text(response, index)
+        part: dict[str, Any] = {"image": index, "alt": alt, "caption": caption}
+        size = shown.get(index)
+        if size is None:
+            try:
+                picture = _display_picture(image)
+            except InputError as error:
+                parts.append({"image": index, "note": str(error)})
+                continue
+            size = shown[index] = picture.size
+            part["base"] = to_data_url(picture, image.format)
+        layer = Image.new("RGBA", size, (0, 0, 0, 0))
+        draw_marks(layer, image, response, index)
+        part.update(layer=to_data_url(layer, "PNG"), width=size[0], height=size[1])
+        parts.append(part)
+    return parts
+
+
+def _marked_images(response: QwenResponse) -> list[int]:
+    reading = response.interpretation
+    return sorted({item.image for item in [*reading.boxes, *reading.points]
+                   if item.image is not None} | set(_document_images(response)))
+
+
+def _figure_text(response: QwenResponse, index: int) -> tuple[str, str]:
+    """The picture's alt text and caption (plain text: escape for HTML)."""
+    reading = response.interpretation
+    source = response.images[index].source
+    count = sum(1 for item in [*reading.boxes, *reading.points] if item.image == index)
+    count += len(_document_regions(response, index))
+    return (f"image {index + 1} ({source}) with {count} marks drawn",
+            f"Image {index + 1}: {source}")
 
 
 def _display_picture(image: PreparedImage) -> Image.Image:

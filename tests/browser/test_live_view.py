@@ -229,16 +229,26 @@ def test_live_view_draws_grounding_boxes_while_streaming(open_notebook, model, s
         (lab_origin, "data:", "blob:")) else foreign.append(request.url))
     nb.start_run_all()
     view = live(nb)
-    figure = view.locator(".qwen-nb-live-overlay img")
+    figure = view.locator(".qwen-nb-live-overlay .qwen-nb-overlay-base")
+    layer = view.locator(".qwen-nb-live-overlay .qwen-nb-overlay-layer")
     check(figure).to_have_count(1)
     check(figure).to_be_visible()
-    src = figure.get_attribute("src")
-    assert src.startswith("data:image/")
+    check(layer).to_be_visible()
+    for img in (figure, layer):
+        assert img.get_attribute("src").startswith("data:image/")
     during = _marks(figure.get_attribute("alt"))
     assert 1 <= during <= SHOWN_BEFORE_PAUSE  # boxes shown while the answer still streams
     assert nb.page.evaluate("() => document.querySelectorAll('.qwen-nb-live').length") == 1
-    loaded = nb.page.evaluate("(img) => img.complete && img.naturalWidth", figure.element_handle())
-    assert loaded == 800  # the picture really decoded, at the size sent
+    # Both pictures decoded, and the layer of marks lies exactly over the photo.
+    boxes = nb.page.evaluate("""() => [...document.querySelectorAll(
+        '.qwen-nb-live-overlay img')].map((img) => {
+          const r = img.getBoundingClientRect();
+          return [img.complete && img.naturalWidth, r.x, r.y, r.width, r.height]; })""")
+    assert len(boxes) == 2 and boxes[0][0] == boxes[1][0] == 800
+    assert all(abs(a - b) < 1 for a, b in zip(boxes[0][1:], boxes[1][1:], strict=True))
+    if during < SHOWN_BEFORE_PAUSE:  # the quiet stream still gets its last boxes drawn
+        check(figure).to_have_attribute("alt", re.compile(
+            rf"with {SHOWN_BEFORE_PAUSE} marks drawn"))
     screenshot("live-grounding-overlay")
     nb.wait_run_all()
     output = nb.cell_output(2)
