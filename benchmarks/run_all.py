@@ -21,9 +21,9 @@ from _bench import machine, table
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPTS = ["bench_load.py", "bench_stream.py", "bench_sse_lines.py", "bench_display.py",
-           "bench_live_kernel.py", "bench_panel.py", "bench_batch.py", "bench_images.py",
-           "bench_video.py", "bench_media.py", "bench_batch_memory.py", "bench_vision.py",
-           "bench_render.py"]
+           "bench_live_kernel.py", "bench_live_overlay.py", "bench_panel.py", "bench_batch.py",
+           "bench_images.py", "bench_video.py", "bench_media.py", "bench_batch_memory.py",
+           "bench_vision.py", "bench_render.py"]
 
 
 def run(script: str) -> tuple[list[dict], int]:
