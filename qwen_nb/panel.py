@@ -134,22 +134,22 @@ class Panel:
         if self._closed:
             display({"text/plain": repr(self)}, raw=True)
             return
-        self.view.show(self._transcript())
+        self.view.show(self._turns())
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        """The static transcript (where `_ipython_display_` is not used)."""
-        return self._transcript()
+        """The static transcript as one bundle (where `_ipython_display_` is not used)."""
+        from .frontend.chat import transcript_bundle
+
+        return transcript_bundle(self._turns())
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "streaming" if self.busy else "idle"
         return f"<qwen_nb.Panel: {len(self.history)} turns, {state}>"
 
-    def _transcript(self) -> dict[str, str]:
-        from .frontend.chat import transcript_bundle
-
-        return transcript_bundle([(turn.prompt, turn.image_count, thumbs, turn.response)
-                                  for turn, thumbs in zip(self.history, self._thumbs,
-                                                          strict=True)])
+    def _turns(self) -> list[tuple[str, int, list[str], QwenResponse]]:
+        """What the static transcript shows of each turn: prompt, images, thumbnails, reply."""
+        return [(turn.prompt, turn.image_count, thumbs, turn.response)
+                for turn, thumbs in zip(self.history, self._thumbs, strict=True)]
 
     # -- state ------------------------------------------------------------------------------
 
@@ -475,7 +475,7 @@ class Panel:
         if self.conversation.turns and self.conversation.turns[-1].user is turn.user:
             self.conversation.turns.pop()
         self.view.drop_turn(turn_id)
-        self.view.update_transcript(self._transcript())
+        self.view.update_transcript(self._turns())
         return attachments
 
     def _start(self, request: Any, settings: Settings, stream: Any, note: str | None,
@@ -550,7 +550,7 @@ class Panel:
             if not kept:
                 self._restore(reply)
             self.view.set(status=status)
-            self.view.update_transcript(self._transcript())
+            self.view.update_transcript(self._turns())
         finally:
             if self._reply is reply:
                 self._reply = None
@@ -616,7 +616,7 @@ class Panel:
         self._turn_records.clear()
         self.view.reset()
         self.view.set(status="", notice="", notice_key=False)
-        self.view.update_transcript(self._transcript())
+        self.view.update_transcript(self._turns())
 
     def close(self) -> None:
         """Stop the stream (freeing the connection) and close the widget; the saved

@@ -309,6 +309,111 @@ def test_saved_transcript_reads_in_order_with_styles_stripped(server, panel):
         assert before.rfind("<details") > before.rfind("</details>"), "thinking is folded"
 
 
+def transcript_sends(captured) -> list[tuple[int, dict]]:
+    """(slot, bundle) of each transcript display or update the shell published, in order."""
+    sends = []
+    for output in captured.outputs:
+        display_id = output.transient.get("display_id", "")
+        if display_id.startswith("qwen-nb-chat-"):
+            sends.append((int(display_id.rsplit("-", 1)[1]), output.data))
+    return sends
+
+
+@pytest.fixture
+def shown(ip, panel):
+    """The panel displayed in a real IPython shell, every display message it publishes
+    recorded in `shown.outputs` (what a kernel sends on IOPub)."""
+    from IPython.display import display
+    from IPython.utils.capture import capture_output
+
+    with capture_output(stdout=False, stderr=False) as captured:
+        display(panel)
+        yield captured
+
+
+def test_shown_transcript_is_slots_and_each_turn_sends_only_its_own(server, panel, shown):
+    from qwen_nb.frontend.chat import EMPTY_SLOT, EMPTY_TRANSCRIPT, TRANSCRIPT_SLOTS
+
+    first = transcript_sends(shown)
+    assert [slot for slot, _ in first] == list(range(TRANSCRIPT_SLOTS))
+    assert not any(output.update for output in shown.outputs)
+    assert first[0][1]["text/plain"] == EMPTY_TRANSCRIPT and "<style" in first[0][1]["text/html"]
+    # Slots without turns are empty in every mimetype: nothing shows, even without styles.
+    assert all(bundle == EMPTY_SLOT for _, bundle in first[1:])
+    assert EMPTY_SLOT["text/html"] == '<div class="qwen-nb-transcript qwen-nb-slot"></div>'
+    sizes = []
+    for number in range(1, 6):
+        server.queue(Reply(thinking=f"THOUGHT-{number} " * 50, answer=f"ANSWER-{number} " * 200))
+        ask(panel, f"PROMPT-{number}")
+        sends = transcript_sends(shown)[len(first) + number - 1:]
+        (slot, bundle), = sends  # one turn, one slot sent: the one holding it
+        assert slot == number - 1
+        assert f"ANSWER-{number}" in bundle["text/html"]
+        assert f"PROMPT-{number}" in bundle["text/markdown"]
+        assert f"[{number}] You: PROMPT-{number}" in bundle["text/plain"]
+        assert not any(f"ANSWER-{k}" in json.dumps(bundle) for k in range(1, 6) if k != number)
+        assert (bundle["text/html"].count("<style") == 1) == (number == 1)
+        sizes.append(len(json.dumps(bundle)))
+    # The 5th turn costs what the 2nd did (one turn, no stylesheet): it does not grow.
+    assert sizes[4] < sizes[1] * 1.2, sizes
+    # All the slots, in order, read as the one saved bundle does: each prompt, answer, thinking.
+    latest = dict(transcript_sends(shown))
+    html = "".join(latest[n]["text/html"] for n in range(TRANSCRIPT_SLOTS))
+    markdown = "\n\n".join(latest[n]["text/markdown"] for n in range(TRANSCRIPT_SLOTS))
+    marks = [f"{kind}-{n}" for n in range(1, 6) for kind in ("PROMPT", "ANSWER", "THOUGHT")]
+    for text in (html, markdown):
+        assert [text.index(m) for m in marks] == sorted(text.index(m) for m in marks)
+    assert markdown.count("\n---\n") == 4  # a rule between turns, none before the first
+    assert html.count("<style") == 1 and html.count('data-qwen-nb="static"') == 5
+
+
+def test_turns_past_the_slots_go_into_the_last_one(server, panel, shown):
+    from qwen_nb.frontend.chat import TRANSCRIPT_SLOTS
+
+    count = TRANSCRIPT_SLOTS + 1
+    server.queue(*[Reply(answer=f"ANSWER-{n}.") for n in range(1, count + 1)])
+    for number in range(1, count + 1):
+        ask(panel, f"PROMPT-{number}")
+    last = transcript_sends(shown)[-2:]
+    assert [slot for slot, _ in last] == [TRANSCRIPT_SLOTS - 1] * 2  # the last two turns
+    text = last[-1][1]["text/plain"]
+    assert f"ANSWER-{count - 1}." in text and f"ANSWER-{count}." in text
+    assert f"ANSWER-{count - 2}." not in text
+    assert text.index(f"[{count - 1}] You") < text.index(f"[{count}] You")
+
+
+def test_regenerate_and_new_chat_send_only_the_slots_that_change(server, panel, shown):
+    from qwen_nb.frontend.chat import EMPTY_SLOT, EMPTY_TRANSCRIPT
+
+    server.queue(Reply(answer="ONE."), Reply(answer="TWO-first."), Reply(answer="TWO-again."))
+    ask(panel, "First")
+    ask(panel, "Second")
+    start = len(transcript_sends(shown))
+    press(panel, "regenerate")
+    assert panel.wait(TIMEOUT)
+    sends = transcript_sends(shown)[start:]
+    # Dropped (the slot empties), then the new reply in the same slot; slot 0 untouched.
+    assert [slot for slot, _ in sends] == [1, 1]
+    assert sends[0][1] == EMPTY_SLOT and "TWO-again." in sends[1][1]["text/html"]
+    start = len(transcript_sends(shown))
+    press(panel, "new_chat")
+    sends = dict(transcript_sends(shown)[start:])
+    assert sorted(sends) == [0, 1]  # the others were empty already
+    assert sends[0]["text/plain"] == EMPTY_TRANSCRIPT and sends[1] == EMPTY_SLOT
+
+
+def test_empty_slots_are_hidden_live_and_reopened():
+    """The rule hiding an empty slot's output is in the transcript's own stylesheet (a
+    notebook reopened without the kernel) and in qwen.css (the live page)."""
+    from importlib.resources import files
+
+    from qwen_nb.frontend.chat import EMPTY_SLOT_CSS, transcript_style
+
+    assert EMPTY_SLOT_CSS in transcript_style()
+    assert EMPTY_SLOT_CSS in (files("qwen_nb.frontend") / "qwen.css").read_text()
+    assert ".qwen-nb-slot:empty" in EMPTY_SLOT_CSS
+
+
 # -- images -----------------------------------------------------------------------------------
 
 

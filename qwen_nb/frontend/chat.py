@@ -5,11 +5,14 @@ The panel (qwen_nb.panel) holds the conversation and the request path; this modu
 shows it. Each turn streams as messages of the same kind as the live `%%qwen` view
 (`ReplyFeed`), tagged with the turn's id; the panel's settings, attachments, notice and
 status are synced traits; the page's actions (send, stop, upload...) arrive as custom
-messages. After each finished turn the static transcript, a separate display in the same
-cell output, is updated: plain HTML, Markdown and text that a notebook opened without a
-kernel, nbconvert or GitHub can show. While the live chat is on screen, qwen.css hides that
-copy, so the person sees the chat once; reopened without the kernel, the transcript's own
-stylesheet hides the chat's dead widget output instead (DEAD_WIDGET_CSS).
+messages. After each finished turn the static transcript, displays of their own in the
+same cell output, is updated: plain HTML, Markdown and text that a notebook opened without
+a kernel, nbconvert or GitHub can show. The transcript is TRANSCRIPT_SLOTS displays (one
+turn each, the last one every later turn), and only the slots that changed are sent again,
+so a turn's IOPub bytes do not grow with the conversation. While the live chat is on
+screen, qwen.css hides that copy, so the person sees the chat once; reopened without the
+kernel, the transcript's own stylesheet hides the chat's dead widget output and the empty
+slots instead (DEAD_WIDGET_CSS, EMPTY_SLOT_CSS).
 """
 
 from __future__ import annotations
@@ -34,6 +37,11 @@ from .feed import ReplyFeed
 from .live import QuietFlush, Throttle
 
 EMPTY_TRANSCRIPT = "Qwen chat: no turns yet."
+# Displays the static transcript is cut into: slot 0 holds the stylesheet and the first
+# turn, each next slot one turn, the last one every turn from there on (it alone grows).
+TRANSCRIPT_SLOTS = 8
+Turns = Sequence[tuple[str, int, Sequence[str], QwenResponse]]  # prompt, images, thumbs
+TurnParts = tuple[str, str, str]  # one turn's html, markdown, plain
 
 
 def data_url(thumb: tuple[bytes, str] | None) -> str:
@@ -59,8 +67,13 @@ class ChatView:
         self.widget.widget_id = self.widget.model_id
         self.widget.on_msg(lambda _widget, content, buffers: self._on_message(
             content, [bytes(b) for b in buffers or ()], on_action))
-        self._display_id = f"qwen-nb-chat-{uuid.uuid4().hex[:12]}"
-        self._shown = False
+        chat_id = uuid.uuid4().hex[:12]
+        self._slot_ids = [f"qwen-nb-chat-{chat_id}-{n}" for n in range(TRANSCRIPT_SLOTS)]
+        self._slots_sent: list[dict[str, str]] = []  # what each slot shows; [] until shown
+        self._slots_lock = threading.Lock()  # a turn settles in the reply's thread
+        # Each turn rendered once: (number, id(response)) -> (response, parts). Rendering
+        # again would give new tab ids, so an unchanged slot would look changed.
+        self._rendered: dict[tuple[int, int], tuple[QwenResponse, TurnParts]] = {}
         self._finished: dict[int, list[dict[str, Any]]] = {}  # messages that redraw a turn
         self._streams: dict[int, TurnStream] = {}
         self._lock = threading.Lock()
@@ -161,19 +174,41 @@ class ChatView:
 
     # -- display ------------------------------------------------------------------------------
 
-    def show(self, transcript: dict[str, str]) -> None:
-        """The static transcript (a display of its own), then the live chat below it."""
+    def show(self, turns: Turns) -> None:
+        """The static transcript (displays of its own), then the live chat below it."""
         from IPython.display import display
 
-        display(transcript, raw=True, display_id=self._display_id)
+        with self._slots_lock:
+            slots = transcript_slots(self._render(turns))
+            for display_id, bundle in zip(self._slot_ids, slots, strict=True):
+                display(bundle, raw=True, display_id=display_id)
+            self._slots_sent = slots
         display(self.widget)
-        self._shown = True
 
-    def update_transcript(self, transcript: dict[str, str]) -> None:
-        if self._shown:
-            from IPython.display import update_display
+    def update_transcript(self, turns: Turns) -> None:
+        """Send again only the slots whose turns changed (a new, redone or dropped turn)."""
+        from IPython.display import update_display
 
-            update_display(transcript, raw=True, display_id=self._display_id)
+        with self._slots_lock:
+            if not self._slots_sent:
+                return  # never shown: nothing to update, nothing to render
+            slots = transcript_slots(self._render(turns))
+            for number, (display_id, bundle) in enumerate(
+                    zip(self._slot_ids, slots, strict=True)):
+                if bundle != self._slots_sent[number]:
+                    update_display(bundle, raw=True, display_id=display_id)
+                    self._slots_sent[number] = bundle
+
+    def _render(self, turns: Turns) -> list[TurnParts]:
+        rendered = {}
+        for number, turn in enumerate(turns, 1):
+            response = turn[3]
+            kept = self._rendered.get((number, id(response)))
+            if kept is None or kept[0] is not response:
+                kept = (response, turn_parts(number, *turn))
+            rendered[number, id(response)] = kept
+        self._rendered = rendered
+        return [parts for _, parts in rendered.values()]
 
     def close(self) -> None:
         self.widget.close()
@@ -258,52 +293,86 @@ def _final_label(response: QwenResponse, stream: TurnStream | None) -> str:
 
 
 # Reopened without a kernel or widget state, the chat's own output (right after the
-# transcript) can only say "Loading widget..." or "Error displaying widget: model not
-# found": ipywidgets' renderer writes that text into its node, which (unlike Lab's other
+# transcript's last slot) can only say "Loading widget..." or "Error displaying widget: model
+# not found": ipywidgets' renderer writes that text into its node, which (unlike Lab's other
 # renderers' nodes) has no data-mime-type. The transcript's stylesheet hides that output
 # unless it holds the chat. (`:has()` cannot nest, so "holds the chat" is a `:not()`.)
 # While the chat is on screen, qwen.css hides the transcript instead.
 DEAD_WIDGET_CSS = (".jp-OutputArea-child:has(.qwen-nb-transcript)+.jp-OutputArea-child"
                    ":not(:has(.qwen-nb-chat)):has(>.jp-OutputArea-output:not([data-mime-type]))"
                    "{display:none}")
+# A slot without turns yet is an empty <div>: its whole output goes, no gap (Lab, Notebook 7,
+# nbconvert HTML); where styles are stripped (GitHub) an empty <div> shows nothing anyway.
+EMPTY_SLOT_CSS = ".jp-OutputArea-child:has(.qwen-nb-slot:empty){display:none}"
+EMPTY_SLOT = {"text/html": '<div class="qwen-nb-transcript qwen-nb-slot"></div>',
+              "text/markdown": "", "text/plain": ""}
 
 
 def transcript_style() -> str:
-    """The transcript's one <style>: the static tabs' stylesheet plus DEAD_WIDGET_CSS."""
+    """The transcript's one <style>: the static tabs' stylesheet plus the rules that hide
+    the dead widget and the empty slots."""
     from ..render import STYLE
 
-    return STYLE.replace("</style>", DEAD_WIDGET_CSS + "</style>", 1)
+    return STYLE.replace("</style>", DEAD_WIDGET_CSS + EMPTY_SLOT_CSS + "</style>", 1)
 
 
-def transcript_bundle(turns: Sequence[tuple[str, int, Sequence[str], QwenResponse]]
-                      ) -> dict[str, str]:
+def transcript_bundle(turns: Turns) -> dict[str, str]:
     """The conversation as text/html, text/markdown and text/plain: each turn's prompt,
-    image thumbnails and its static Answer / Thinking / Details tabs, under one stylesheet."""
+    image thumbnails and its static Answer / Thinking / Details tabs, under one stylesheet
+    (one bundle, where a panel is shown without its slots: `_repr_mimebundle_`)."""
+    if not turns:
+        return _empty_transcript()
+    parts = [turn_parts(number, *turn) for number, turn in enumerate(turns, 1)]
+    return _bundle(parts, style=True, classes="qwen-nb-transcript")
+
+
+def transcript_slots(parts: Sequence[TurnParts], count: int = TRANSCRIPT_SLOTS
+                     ) -> list[dict[str, str]]:
+    """The rendered turns cut into `count` bundles, in order: the first turn with the one
+    stylesheet, one turn each, then every turn from `count` on in the last; empty slots
+    show nothing (EMPTY_SLOT)."""
+    if not parts:
+        return [_empty_transcript(slot=True)] + [EMPTY_SLOT] * (count - 1)
+    groups = [parts[n:n + 1] for n in range(count - 1)] + [parts[count - 1:]]
+    return [_bundle(group, style=n == 0, classes="qwen-nb-transcript qwen-nb-slot",
+                    rule=n > 0) if group else EMPTY_SLOT for n, group in enumerate(groups)]
+
+
+def _empty_transcript(*, slot: bool = False) -> dict[str, str]:
+    classes = "qwen-nb-transcript qwen-nb-slot" if slot else "qwen-nb-transcript"
+    return {"text/html": f'{transcript_style()}<div class="{classes}">'
+                         f"<em>{EMPTY_TRANSCRIPT}</em></div>",
+            "text/markdown": f"*{EMPTY_TRANSCRIPT}*", "text/plain": EMPTY_TRANSCRIPT}
+
+
+def _bundle(parts: Sequence[TurnParts], *, style: bool, classes: str,
+            rule: bool = False) -> dict[str, str]:
+    """Turns' (html, markdown, plain) as one bundle; `rule`: the Markdown starts with the
+    rule that separates it from the turn before (in the slot before)."""
+    markdown = "\n\n---\n\n".join(md for _, md, _ in parts)
+    return {"text/html": f"{transcript_style() if style else ''}<div class=\"{classes}\">"
+                         f"{''.join(markup for markup, _, _ in parts)}</div>",
+            "text/markdown": f"---\n\n{markdown}" if rule else markdown,
+            "text/plain": "\n\n".join(plain for _, _, plain in parts)}
+
+
+def turn_parts(number: int, prompt: str, image_count: int, thumbs: Sequence[str],
+               response: QwenResponse) -> TurnParts:
+    """One turn's (html, markdown, plain): its prompt, image thumbnails and static tabs."""
     from ..render import markdown_text
 
-    if not turns:
-        return {"text/html": f'{transcript_style()}<div class="qwen-nb-transcript">'
-                             f"<em>{EMPTY_TRANSCRIPT}</em></div>",
-                "text/markdown": f"*{EMPTY_TRANSCRIPT}*", "text/plain": EMPTY_TRANSCRIPT}
-    pieces = [transcript_style(), '<div class="qwen-nb-transcript">']
-    markdown: list[str] = []
-    plain: list[str] = []
-    for number, (prompt, image_count, thumbs, response) in enumerate(turns, 1):
-        images = f" · {image_count} image{'s' if image_count != 1 else ''}" if image_count else ""
-        # The tabs show the images the response carries; the prompt shows them only when
-        # it does not (a turn stopped before its reply), so each image is there once.
-        strip = "" if response.images else "".join(
-            f'<img class="qwen-nb-thumb" src="{html.escape(src)}" alt="image sent" '
-            'style="max-width:64px;max-height:64px;margin:2px">'
-            for src in thumbs if src.startswith("data:image/"))
-        pieces.append(
-            f'<div class="qwen-nb-you" style="white-space:pre-wrap;margin:6px 0 2px">'
-            f"<b>You</b>{images}<br>{html.escape(prompt.strip())}"
-            f"{'<br>' + strip if strip else ''}</div>{tabs_html(response, style=False)}")
-        quoted = "\n".join("> " + html.escape(line, quote=False)
-                           for line in prompt.strip().splitlines() or [""])
-        markdown.append(f"**You**{images}:\n\n{quoted}\n\n{markdown_text(response)}")
-        plain.append(f"[{number}] You{images}: {prompt.strip()}\n{plain_text(response)}")
-    pieces.append("</div>")
-    return {"text/html": "".join(pieces), "text/markdown": "\n\n---\n\n".join(markdown),
-            "text/plain": "\n\n".join(plain)}
+    images = f" · {image_count} image{'s' if image_count != 1 else ''}" if image_count else ""
+    # The tabs show the images the response carries; the prompt shows them only when
+    # it does not (a turn stopped before its reply), so each image is there once.
+    strip = "" if response.images else "".join(
+        f'<img class="qwen-nb-thumb" src="{html.escape(src)}" alt="image sent" '
+        'style="max-width:64px;max-height:64px;margin:2px">'
+        for src in thumbs if src.startswith("data:image/"))
+    markup = (f'<div class="qwen-nb-you" style="white-space:pre-wrap;margin:6px 0 2px">'
+              f"<b>You</b>{images}<br>{html.escape(prompt.strip())}"
+              f"{'<br>' + strip if strip else ''}</div>{tabs_html(response, style=False)}")
+    quoted = "\n".join("> " + html.escape(line, quote=False)
+                       for line in prompt.strip().splitlines() or [""])
+    markdown = f"**You**{images}:\n\n{quoted}\n\n{markdown_text(response)}"
+    plain = f"[{number}] You{images}: {prompt.strip()}\n{plain_text(response)}"
+    return markup, markdown, plain

@@ -10,6 +10,8 @@ from browser_support import show_export_offline
 from fake_server import Reply
 from test_panel_lab import panel_notebook
 
+from qwen_nb.frontend.chat import TRANSCRIPT_SLOTS
+
 pytestmark = pytest.mark.browser
 
 CODE_ONE = "print('chat block one')"
@@ -90,7 +92,8 @@ def test_chat_with_an_image_every_turn_action_dark_theme_and_reload(
     check(chat).to_be_visible()
     check(chat.locator(".qwen-nb-head")).to_contain_text("qwen3-vl-32b-thinking")
     # The static copy of the transcript is in the output, hidden while the chat shows.
-    check(nb.cell_output(0).locator(".qwen-nb-transcript")).to_be_hidden()
+    check(nb.cell_output(0).locator(".qwen-nb-transcript")).to_have_count(TRANSCRIPT_SLOTS)
+    check(nb.cell_output(0).locator(".qwen-nb-transcript:visible")).to_have_count(0)
 
     chat.locator("input.qwen-nb-upload").set_input_files(str(image_path))
     check(chat.locator(".qwen-nb-attachments")).to_contain_text("blue-square.png")
@@ -165,7 +168,10 @@ def test_chat_with_an_image_every_turn_action_dark_theme_and_reload(
     # Only nbconvert's own template asks for something (require.js, MathJax from a CDN).
     assert all(url.startswith("https://cdnjs.cloudflare.com/") for url in blocked), blocked
     exported = nb.page.locator(".jp-Cell").first.locator(".jp-OutputArea")
-    check(exported.locator(".qwen-nb-transcript")).to_contain_text("CHAT-ANSWER-EDITED")
+    # One turn: its slot shows, the empty slots and the widget's output do not.
+    check(exported.locator(".qwen-nb-transcript:not(:empty)")).to_contain_text(
+        "CHAT-ANSWER-EDITED")
+    check(exported.locator(".qwen-nb-transcript")).to_have_count(TRANSCRIPT_SLOTS)
     check(exported.locator(".jp-OutputArea-child:visible")).to_have_count(1)
     screenshot("panel-chat-nbconvert")
 
@@ -191,9 +197,10 @@ def check_dark_contrast(nb, chat) -> None:
 def test_notebook7_chat_dark_theme_contrast_and_reload(open_notebook7, model, tmp_path,
                                                        screenshot):
     """Notebook 7: a turn with code, the dark theme's contrast, and after save, kernel
-    shutdown and reload only the transcript (no widget error beside it)."""
+    shutdown and reload only the transcript's two turns (no widget error, no empty slot)."""
     check = expect()
-    model.queue(Reply(thinking="NB7-THINKING.", answer=ANSWER))
+    model.queue(Reply(thinking="NB7-THINKING.", answer=ANSWER),
+                Reply(answer="NB7-SECOND-ANSWER"))
     nb = open_notebook7(panel_notebook(tmp_path))
     nb.run_all()
     chat = nb.cell_output(0).locator(".qwen-nb-chat")
@@ -208,28 +215,45 @@ def test_notebook7_chat_dark_theme_contrast_and_reload(open_notebook7, model, tm
     check_dark_contrast(nb, chat)
     screenshot("notebook7-panel-dark")
     set_theme(nb, "JupyterLab Light")
+    prompt.fill("NB7-SECOND-PROMPT")
+    prompt.press("Control+Enter")
+    check(chat.locator(".qwen-nb-turn")).to_have_count(2)
+    check(chat.locator(".qwen-nb-turn").last).to_contain_text("NB7-SECOND-ANSWER")
+    check(chat.locator(".qwen-nb-turn").last.locator(".qwen-nb-actions")).to_be_visible()
 
-    reopened_transcript(nb, "What is NB7-PROMPT?", "CHAT-ANSWER-ONE")
+    shown = reopened_transcript(nb, "NB7-SECOND-PROMPT", "NB7-SECOND-ANSWER", turns=2)
+    check(shown.first).to_contain_text("What is NB7-PROMPT?")
+    check(shown.first.locator(".qwen-nb-answer")).to_contain_text("CHAT-ANSWER-ONE")
     screenshot("notebook7-panel-reloaded")
 
 
-def reopened_transcript(nb, prompt: str, answer: str):
-    """Save, shut the kernel down, reload: the cell shows the transcript and only it.
+def reopened_transcript(nb, prompt: str, answer: str, *, turns: int = 1):
+    """Save, shut the kernel down, reload: the cell shows the transcript and only it, one
+    output per turn (its slot); the last turn has `prompt` and `answer`. Returns the slots
+    that hold turns.
 
     ipywidgets' renderer has put its error text into the chat's output, and the
-    transcript's stylesheet keeps it out of sight."""
+    transcript's stylesheet keeps it out of sight, and the slots without turns too."""
     check = expect()
     nb.save()
     nb.shutdown_kernel()
     nb.reload()
     output = nb.cell_output(0)
-    transcript = output.locator(".qwen-nb-transcript")
-    check(transcript).to_be_visible()
-    check(transcript).to_contain_text(prompt)
-    check(transcript.locator(".qwen-nb-answer")).to_contain_text(answer)
+    check(output.locator(".qwen-nb-transcript")).to_have_count(TRANSCRIPT_SLOTS)
+    shown = output.locator(".qwen-nb-transcript:not(:empty)")
+    check(shown).to_have_count(turns)
+    check(shown.last).to_be_visible()
+    check(shown.last).to_contain_text(prompt)
+    check(shown.last.locator(".qwen-nb-answer")).to_contain_text(answer)
     dead = output.locator(".jp-OutputArea-output", has_text="Error displaying widget")
     check(dead).to_be_attached()  # the condition this check is about did happen
     check(dead).to_be_hidden()
-    check(output.locator(".jp-OutputArea-child:visible")).to_have_count(1)
-    check(output.locator(".qwen-nb-transcript")).to_have_count(1)
-    return transcript
+    # What shows is the turns' slots, each its own output; the empty slots leave no gap.
+    check(output.locator(".jp-OutputArea-child:visible")).to_have_count(turns)
+    check(output.locator(".jp-OutputArea-child:visible:has(.qwen-nb-transcript:not(:empty))")
+          ).to_have_count(turns)
+    check(output.locator(".jp-OutputArea-child:has(.qwen-nb-slot:empty)")).to_have_count(
+        TRANSCRIPT_SLOTS - turns)
+    check(output.locator(".jp-OutputArea-child:has(.qwen-nb-slot:empty):visible")
+          ).to_have_count(0)
+    return shown
