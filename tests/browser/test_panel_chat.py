@@ -93,7 +93,8 @@ def test_chat_with_an_image_every_turn_action_dark_theme_and_reload(
     check(chat.locator(".qwen-nb-head")).to_contain_text("qwen3-vl-32b-thinking")
     # The static copy of the transcript is in the output, hidden while the chat shows.
     check(nb.cell_output(0).locator(".qwen-nb-transcript")).to_have_count(TRANSCRIPT_SLOTS)
-    check(nb.cell_output(0).locator(".qwen-nb-transcript:visible")).to_have_count(0)
+    check(nb.cell_output(0).locator(".qwen-nb-transcript").filter(visible=True)
+          ).to_have_count(0)
 
     chat.locator("input.qwen-nb-upload").set_input_files(str(image_path))
     check(chat.locator(".qwen-nb-attachments")).to_contain_text("blue-square.png")
@@ -250,10 +251,9 @@ def reopened_transcript(nb, prompt: str, answer: str, *, turns: int = 1):
     check(dead).to_be_hidden()
     # What shows is the turns' slots, each its own output; the empty slots leave no gap.
     check(output.locator(".jp-OutputArea-child:visible")).to_have_count(turns)
-    check(output.locator(".jp-OutputArea-child:visible:has(.qwen-nb-transcript:not(:empty))")
-          ).to_have_count(turns)
-    check(output.locator(".jp-OutputArea-child:has(.qwen-nb-slot:empty)")).to_have_count(
-        TRANSCRIPT_SLOTS - turns)
-    check(output.locator(".jp-OutputArea-child:has(.qwen-nb-slot:empty):visible")
-          ).to_have_count(0)
+    check(output.locator(".jp-OutputArea-child:has(.qwen-nb-transcript:not(:empty))")
+          .filter(visible=True)).to_have_count(turns)
+    empty = output.locator(".jp-OutputArea-child:has(.qwen-nb-slot:empty)")
+    check(empty).to_have_count(TRANSCRIPT_SLOTS - turns)
+    check(empty.filter(visible=True)).to_have_count(0)
     return shown
