@@ -34,9 +34,11 @@ WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 
 def qwen_outputs(notebook) -> list[dict]:
-    """Outputs that qwen_nb produced (they carry the `qwen_nb` metadata)."""
+    """Replies that qwen_nb produced (they carry the `qwen_nb` metadata; the panel's
+    transcript slots carry it too, and are not replies)."""
     return [output for cell in notebook.cells if cell.cell_type == "code"
-            for output in cell.outputs if "qwen_nb" in output.get("metadata", {})]
+            for output in cell.outputs if "qwen_nb" in output.get("metadata", {})
+            and "transcript_slot" not in output["metadata"]["qwen_nb"]]
 
 
 def texts(output) -> tuple[str, str]:

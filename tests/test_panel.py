@@ -337,6 +337,9 @@ def test_shown_transcript_is_slots_and_each_turn_sends_only_its_own(server, pane
     first = transcript_sends(shown)
     assert [slot for slot, _ in first] == list(range(TRANSCRIPT_SLOTS))
     assert not any(output.update for output in shown.outputs)
+    # Each slot carries qwen_nb's mark: `nbconvert --to markdown` takes its Markdown.
+    assert [output.metadata for output in shown.outputs if output.transient] == [
+        {"qwen_nb": {"transcript_slot": n}} for n in range(TRANSCRIPT_SLOTS)]
     assert first[0][1]["text/plain"] == EMPTY_TRANSCRIPT and "<style" in first[0][1]["text/html"]
     # Slots without turns are empty in every mimetype: nothing shows, even without styles.
     assert all(bundle == EMPTY_SLOT for _, bundle in first[1:])

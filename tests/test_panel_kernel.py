@@ -120,3 +120,28 @@ def test_cells_run_while_the_panel_streams_and_stop_ends_it(server):
         assert FAKE_KEY not in repr(kernel.iopub)
     finally:
         kernel.shutdown()
+
+
+def test_saved_panel_transcript_exports_as_markdown_per_turn(server, tmp_path):
+    """A panel notebook run by a real kernel, saved, then plain `jupyter nbconvert --to
+    markdown`: each turn's prompt, answer and folded thinking, in order, as Markdown (the
+    slots carry qwen_nb's mark), with no stylesheet and nothing from the empty slots."""
+    import re
+
+    from test_export import nbconvert
+    from test_kernel import execute
+
+    server.queue(Reply(thinking="FIRST-THOUGHT", answer="FIRST-ANSWER **bold**"),
+                 Reply(thinking="SECOND-THOUGHT", answer="SECOND-ANSWER"))
+    _, path = execute(["import qwen_nb\npanel = qwen_nb.Panel(namespace={}, cache='off')\n"
+                       "panel",
+                       "panel.send('FIRST-PROMPT'); assert panel.wait(60)",
+                       "panel.send('SECOND-PROMPT'); assert panel.wait(60)"], server, tmp_path)
+    text = nbconvert(path, "markdown")
+    marks = ["FIRST-PROMPT", "FIRST-ANSWER **bold**", "FIRST-THOUGHT",
+             "SECOND-PROMPT", "SECOND-ANSWER", "SECOND-THOUGHT"]
+    assert [text.index(mark) for mark in marks] == sorted(text.index(m) for m in marks)
+    assert "> FIRST-PROMPT" in text and "> SECOND-PROMPT" in text
+    assert len(re.findall(r"<details><summary>Thinking[^<]*</summary>\s*<pre>\w+-THOUGHT",
+                          text)) == 2
+    assert "<style" not in text and "qwen-nb-slot" not in text and "qwen-nb-tab" not in text

@@ -180,8 +180,9 @@ class ChatView:
 
         with self._slots_lock:
             slots = transcript_slots(self._render(turns))
-            for display_id, bundle in zip(self._slot_ids, slots, strict=True):
-                display(bundle, raw=True, display_id=display_id)
+            for number, (display_id, bundle) in enumerate(
+                    zip(self._slot_ids, slots, strict=True)):
+                display(bundle, raw=True, display_id=display_id, metadata=slot_metadata(number))
             self._slots_sent = slots
         display(self.widget)
 
@@ -196,7 +197,8 @@ class ChatView:
             for number, (display_id, bundle) in enumerate(
                     zip(self._slot_ids, slots, strict=True)):
                 if bundle != self._slots_sent[number]:
-                    update_display(bundle, raw=True, display_id=display_id)
+                    update_display(bundle, raw=True, display_id=display_id,
+                                   metadata=slot_metadata(number))
                     self._slots_sent[number] = bundle
 
     def _render(self, turns: Turns) -> list[TurnParts]:
@@ -306,6 +308,12 @@ DEAD_WIDGET_CSS = (".jp-OutputArea-child:has(.qwen-nb-transcript)+.jp-OutputArea
 EMPTY_SLOT_CSS = ".jp-OutputArea-child:has(.qwen-nb-slot:empty){display:none}"
 EMPTY_SLOT = {"text/html": '<div class="qwen-nb-transcript qwen-nb-slot"></div>',
               "text/markdown": "", "text/plain": ""}
+
+
+def slot_metadata(number: int) -> dict[str, Any]:
+    """A slot's output metadata: qwen_nb's mark, so `nbconvert --to markdown` writes its
+    Markdown (render.export), not its stylesheet and HTML."""
+    return {"qwen_nb": {"transcript_slot": number}}
 
 
 def transcript_style() -> str:
