@@ -137,12 +137,7 @@ def check_rendered(box, host: str) -> None:
     check(answer).not_to_contain_text("$$")
     check(answer.locator("code", has_text="$not math$")).to_have_count(1)
     # Tables and lists are written without their optional end tags: the same tree.
-    cells = answer.locator("table").evaluate(
-        "(t) => [...t.rows].map(r => [...r.cells].map(c => c.textContent))")
-    assert cells == [["quantity", "symbol"], ["energy", "E"], ["momentum", "p"]], cells
-    items = answer.locator("ul").first.evaluate(
-        "(u) => [...u.children].map(li => li.tagName + ':' + li.textContent)")
-    assert items == ["LI:first item", "LI:second item"], items
+    assert_table_and_list(answer)
     blocks = answer.locator(".qwen-nb-code")
     check(blocks).to_have_count(2)
     check(blocks.nth(0).locator(".qwen-nb-code-label")).to_have_text("python")
@@ -167,6 +162,16 @@ def check_rendered(box, host: str) -> None:
     sources = box.evaluate("(b) => [...b.querySelectorAll('img')].map(i => i.src)")
     assert sources and all(src.startswith("data:image/") for src in sources), sources
 
+
+
+def assert_table_and_list(answer) -> None:
+    """The answer's table and list, read back from the DOM: whole rows, cells and items."""
+    cells = answer.locator("table").evaluate(
+        "(t) => [...t.rows].map(r => [...r.cells].map(c => c.textContent))")
+    assert cells == [["quantity", "symbol"], ["energy", "E"], ["momentum", "p"]], cells
+    items = answer.locator("ul").first.evaluate(
+        "(u) => [...u.children].map(li => li.tagName + ':' + li.textContent)")
+    assert items == ["LI:first item", "LI:second item"], items
 
 def test_math_code_and_remote_images_fetch_nothing(open_notebook, model, attacker, page, lab,
                                                    tmp_path, screenshot):
@@ -298,12 +303,7 @@ def test_an_untrusted_notebook_shows_whole_tables_and_lists_and_no_tex_twice(
     answer = box.locator(".qwen-nb-answer")
     check = expect()
     check(answer).to_contain_text("RENDER-MARKER")
-    cells = answer.locator("table").evaluate(
-        "(t) => [...t.rows].map(r => [...r.cells].map(c => c.textContent))")
-    assert cells == [["quantity", "symbol"], ["energy", "E"], ["momentum", "p"]], cells
-    items = answer.locator("ul").first.evaluate(
-        "(u) => [...u.children].map(li => li.tagName + ':' + li.textContent)")
-    assert items == ["LI:first item", "LI:second item"], items
+    assert_table_and_list(answer)
     check(answer).to_contain_text("Dollars inline E=mc2, and displayed")
     check(answer).not_to_contain_text("mc^2")
     screenshot("render-untrusted")
