@@ -159,18 +159,21 @@ class FakeServer:
 
         self._httpd = QuietHTTPServer(("127.0.0.1", port), Handler)
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._serve, daemon=True, name="fake-openai")
+        # The thread gets the server itself: a test that stops it before the thread first
+        # runs (nothing ever connected) has already cleared self._httpd, and shutdown()
+        # waits for serve_forever, which then returns at once instead of never starting.
+        self._thread = threading.Thread(target=self._serve, args=(self._httpd,), daemon=True,
+                                        name="fake-openai")
         self._thread.start()
         return self
 
-    def _serve(self) -> None:
-        assert self._httpd is not None
+    def _serve(self, httpd: QuietHTTPServer) -> None:
         # Bounded: the server stops itself after `lifetime` seconds even if nobody stops it.
         timer = threading.Timer(self._lifetime, self.stop)
         timer.daemon = True
         timer.start()
         try:
-            self._httpd.serve_forever(poll_interval=0.1)
+            httpd.serve_forever(poll_interval=0.1)
         finally:
             timer.cancel()
 
