@@ -104,6 +104,19 @@ class IOPubRecorder:
         self.context.term()
 
 
+def run_measured(kernel, code: str) -> tuple[float, list]:
+    """Run one cell: the kernel's CPU seconds (user + system) and the cell's IOPub traffic."""
+    import psutil
+
+    kernel.iopub.take()
+    process = psutil.Process(kernel.pid())
+    cpu_before = sum(process.cpu_times()[:2])
+    started = time.time()
+    kernel.run(code)
+    cpu = sum(process.cpu_times()[:2]) - cpu_before
+    return cpu, cell_traffic(kernel.iopub.take(), since=started)
+
+
 def cell_traffic(messages: list, *, since: float) -> list:
     """The messages of one cell: after its execute_input, up to the idle status."""
     out, started = [], False
@@ -173,17 +186,9 @@ def reply_for(chunks: int, pace: float | None = None) -> Any:
 
 def one_cell(kernel: Kernel, server: Any, clock: FirstByteClock, code: str, chunks: int,
              pace: float | None = None) -> dict[str, float]:
-    import psutil
-
     server.queue(reply_for(chunks, pace))
     clock.at = None
-    kernel.iopub.take()
-    process = psutil.Process(kernel.pid())
-    cpu_before = sum(process.cpu_times()[:2])
-    started = time.time()
-    kernel.run(code)
-    cpu = sum(process.cpu_times()[:2]) - cpu_before
-    traffic = cell_traffic(kernel.iopub.take(), since=started)
+    cpu, traffic = run_measured(kernel, code)
     first = next((i for i, m in enumerate(traffic) if carries(m[3], MARK)), None)
     assert first is not None and clock.at is not None, "no message carried the first text"
     return {"latency": traffic[first][0] - clock.at, "bytes": sum(m[1] for m in traffic),

@@ -47,19 +47,13 @@ def grounding_answer(boxes: int) -> str:
 
 
 def one_cell(kernel: Any, server: Any, answer: str, pace: float) -> dict[str, float]:
-    import psutil
-    from bench_live_kernel import cell_traffic
+    from bench_live_kernel import run_measured
     from fake_server import Reply
 
     server.queue(Reply(thinking="I look for cats. " * 20, answer=answer, chunk_chars=4,
                        chunk_delay=1 / pace))
-    kernel.iopub.take()
-    process = psutil.Process(kernel.pid())
-    cpu_before = sum(process.cpu_times()[:2])
     started = time.time()
-    kernel.run(CELL)
-    cpu = sum(process.cpu_times()[:2]) - cpu_before
-    traffic = cell_traffic(kernel.iopub.take(), since=started)
+    cpu, traffic = run_measured(kernel, CELL)
     overlays = [m for m in traffic if m[2] == "comm_msg"
                 and "overlay" in (m[3].get("data", {}).get("content") or {})]
     return {"cpu": cpu, "bytes": sum(m[1] for m in traffic), "overlays": len(overlays),
